@@ -1,0 +1,3 @@
+from mlcl.cli import main
+
+raise SystemExit(main())

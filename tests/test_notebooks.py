@@ -1,0 +1,63 @@
+"""Every chapter executed with papermill in the `smoke` profile, then the book built with -W.
+
+A failing cell fails its test with the cell and the error; the book test needs every notebook
+executed (so it runs last in this file) and fails on any Sphinx warning.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jupytext
+import pytest
+
+from mlcl.reproduce import discover, run_notebook
+
+NOTEBOOKS = discover()
+
+
+def _code_sources(nb) -> list[str]:
+    return [c.source.strip() for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_paired_ipynb_is_in_sync(md):
+    """Colab opens the committed .ipynb: it must hold the same code as the reviewed .md."""
+    ipynb = md.with_suffix(".ipynb")
+    assert ipynb.is_file(), f"{ipynb.name} missing: run `jupytext --sync {md}`"
+    assert _code_sources(jupytext.read(md)) == _code_sources(jupytext.read(ipynb)), (
+        f"{ipynb.name} differs from {md.name}: run `jupytext --sync {md}`")
+
+
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_first_cells_follow_the_template(md):
+    cells = [c for c in jupytext.read(md).cells if c.cell_type == "code"]
+    assert "parameters" in cells[0].metadata.get("tags", []), "first code cell must be tagged 'parameters'"
+    assert 'profile = "smoke"' in cells[0].source
+    assert "setup(" in cells[1].source, "second code cell must call mlcl.notebook.setup(...)"
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("md", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_executes_in_smoke_profile(md, timed):
+    res = run_notebook(md, profile="smoke", progress=False)
+    assert res.ok, f"{md.name} failed: {res.error} (executed copy: {res.output})"
+    nb = json.loads(res.output.read_text())
+    errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+
+
+@pytest.mark.book
+def test_book_builds_without_warnings(repo, timed):
+    from mlcl.book import build
+
+    code, log, _ = build(repo, strict=True)
+    tail = "\n".join(log.splitlines()[-40:])
+    assert code == 0, f"jupyter-book build -W -n --keep-going failed:\n{tail}"
+    html = repo / "_build" / "html"
+    assert (html / "index.html").is_file()
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax must be served from the book"
+    for md in NOTEBOOKS:
+        page = html / "notebooks" / f"{md.stem}.html"
+        assert page.is_file(), f"{page} not rendered"
+    assert "WARNING" not in log, tail
