@@ -1,6 +1,7 @@
 """What the first cells of every chapter call: ``ctx = setup(profile, seeds, device)``.
 
-It installs ``mlcl`` when running on Colab, fixes every seed, picks the device, starts the wall
+The notebook's own second cell installs ``mlcl`` on Colab before importing it (an import cannot
+install its own package); ``setup`` then fixes every seed, picks the device, starts the wall
 clock used in the provenance of saved results, and sets a plot style.
 
 Example:
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,8 +23,6 @@ from typing import Any
 import numpy as np
 
 from mlcl import results as _results
-
-COLAB_INSTALL = "mlcl[book,text] @ git+https://github.com/mlcl-book/mlcl"
 
 
 def on_colab() -> bool:
@@ -92,11 +90,6 @@ def setup(profile: str = "smoke", seeds: int | Sequence[int] = 3, device: str = 
     """Prepare a chapter run. ``seeds`` is a count (→ ``[0, …, n-1]``) or an explicit list."""
     if profile not in _results.PROFILES:
         raise ValueError(f"profile must be one of {_results.PROFILES}, got {profile!r}")
-    if on_colab():  # pragma: no cover - only on Colab
-        try:
-            import mlcl  # noqa: F401
-        except ImportError:
-            subprocess.run([sys.executable, "-m", "pip", "install", "-q", COLAB_INSTALL], check=True)
     seed_list = [seed_offset + i for i in range(int(seeds))] if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("seeds must be a positive count or a non-empty list")

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
-import tomllib
+import sys
 
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 
 def _norm(req: str) -> str:
