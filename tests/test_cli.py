@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from mlcl.cli import build_parser, main
-from mlcl.reproduce import select, summary_table, RunResult
+from mlcl.reproduce import RunResult, select, summary_table
 
 
 def test_parser_accepts_the_documented_commands():
