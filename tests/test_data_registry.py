@@ -1,0 +1,43 @@
+"""Registry: list_datasets availability, names, errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlcl.data import list_datasets, load_dataset
+
+OFFLINE = {"yeast", "yeast-mulsupcon", "scene", "emotions", "reuters21578", "digits"}
+PAPER_SCALE = {"coco2014", "voc2007", "nus-wide", "mirflickr25k", "aapd", "rcv1-v2", "uk-lex"}
+
+
+def test_list_datasets_shared(shared_data, monkeypatch):
+    monkeypatch.setenv("MLCL_DATA", str(shared_data))
+    rows = {r["name"]: r for r in list_datasets()}
+    assert OFFLINE | PAPER_SCALE <= set(rows)
+    for n in OFFLINE:
+        assert rows[n]["available"], n
+        assert rows[n]["source"] and rows[n]["kind"] in ("vector", "text", "image")
+    for n in PAPER_SCALE:
+        assert not rows[n]["available"] and rows[n]["paper_scale"] and rows[n]["how_to_get"], n
+
+
+def test_list_datasets_empty_root(tmp_path):
+    rows = {r["name"]: r["available"] for r in list_datasets(tmp_path)}
+    assert rows["yeast"] and rows["yeast-mulsupcon"] and rows["digits"]  # embedded / generated
+    assert not rows["scene"] and not rows["reuters21578"]
+
+
+def test_unknown_names():
+    with pytest.raises(KeyError, match="known"):
+        load_dataset("nope")
+    with pytest.raises(KeyError, match="prefix"):
+        load_dataset("zzz:x")
+
+
+def test_every_offline_dataset_loads(shared_data):
+    for n in sorted(OFFLINE - {"reuters21578"}):  # Reuters has its own test module
+        opts = {"n_train": 50, "n_validation": 10, "n_test": 20} if n == "digits" else {}
+        ds = load_dataset(n, root=shared_data, **opts)
+        c = ds.card()
+        assert c["n_train"] > 0 and c["n_test"] > 0 and c["n_labels"] == len(ds.label_names)
+        assert ds.provenance.source and ds.provenance.licence
