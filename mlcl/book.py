@@ -8,6 +8,7 @@ A staging tree ``_build/src`` is assembled: ``_config.yml``, ``_toc.yml`` and ``
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -62,7 +63,7 @@ def stage(root: Path | None = None) -> Path:
         if (root / d).exists():
             (src / d).symlink_to(root / d, target_is_directory=True)
     toc = yaml.safe_load((root / "_toc.yml").read_text())
-    missing = []
+    missing, failed = [], []
     for f in toc_files(toc):
         if f.startswith("notebooks/"):
             name = Path(f).stem
@@ -70,8 +71,15 @@ def stage(root: Path | None = None) -> Path:
             if not nb.is_file():
                 missing.append(name)
                 continue
+            meta = json.loads(nb.read_text()).get("metadata", {}).get("papermill", {})
+            if meta.get("exception"):
+                failed.append(name)
+                continue
             (src / "notebooks").mkdir(exist_ok=True)
             shutil.copy2(nb, src / "notebooks" / f"{name}.ipynb")
+    if failed:
+        raise RuntimeError(f"execution failed for {failed}: fix the failing cell (see _build/executed/) and re-run "
+                           f"`mlcl reproduce --only {' '.join(failed)}`")
     if missing:
         raise FileNotFoundError(f"not executed yet: {missing}; run `mlcl reproduce --only {' '.join(missing)}` first")
     # html_extra_path copies _mathjax/* to the html root, so this lands in _static/mathjax, where
