@@ -1,0 +1,248 @@
+"""MulCon: the label-level embedding network (eq. 1–6), two-step training, collapse measures."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mlcl.models.mulcon import GlobalPoolNet, LabelLevelNet, MultiAttBlock
+from mlcl.mulcon_training import (
+    DIGITS,
+    PAPER_SCALE,
+    StageConfig,
+    attention_localisation,
+    augment_digits,
+    collapse_measures,
+    embed,
+    mulcon_loss,
+    nearest_labels,
+    retrieval_at_k,
+    train_mulcon,
+    train_stage,
+    within_label_retrieval,
+)
+
+torch.set_num_threads(1)
+
+
+class TokenIdentity(nn.Module):
+    """An 'encoder' whose tokens are the input itself: (B, C, h, w) → (B, C, h, w)."""
+
+    out_channels = 8
+
+    def forward(self, x):
+        return x
+
+
+def _net(**kw) -> LabelLevelNet:
+    torch.manual_seed(0)
+    return LabelLevelNet(5, TokenIdentity(), dim=16, heads=4, proj_dim=8, **kw).eval()
+
+
+def test_shapes_normalised_projection_and_attention():
+    net = LabelLevelNet(10, "cnn", width=16, dim=32, heads=4, proj_dim=8).eval()
+    out = net(torch.rand(3, 1, 32, 32), return_attention=True)
+    assert out["logits"].shape == (3, 10) and out["g"].shape == (3, 10, 32)
+    assert out["z"].shape == (3, 10, 8)
+    torch.testing.assert_close(out["z"].norm(dim=-1), torch.ones(3, 10))
+    assert out["grid"] == (8, 8)
+    att = out["attention"]
+    assert att.shape == (3, 4, 10, 64)
+    torch.testing.assert_close(att.sum(-1), torch.ones(3, 4, 10))
+    assert "attention" not in net(torch.rand(3, 1, 32, 32))  # only on request
+
+
+def test_image_token_permutation_invariance():
+    """No positional code: the label-level embeddings depend on the set of tokens, not their order."""
+    net = _net()
+    x = torch.randn(2, 8, 3, 4)
+    perm = torch.randperm(12)
+    xp = x.flatten(2)[:, :, perm].reshape(2, 8, 3, 4)
+    torch.testing.assert_close(net(x)["g"], net(xp)["g"], atol=1e-5, rtol=1e-5)
+
+
+def test_label_query_permutation_equivariance():
+    """Permuting the label queries (and the per-label classifiers) permutes the outputs."""
+    net = _net()
+    x = torch.randn(2, 8, 3, 4)
+    out = net(x)
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    with torch.no_grad():
+        net.label_queries.copy_(net.label_queries[perm])
+        net.cls_weight.copy_(net.cls_weight[perm])
+        net.cls_bias.copy_(net.cls_bias[perm])
+    out2 = net(x)
+    torch.testing.assert_close(out2["g"], out["g"][:, perm], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out2["logits"], out["logits"][:, perm], atol=1e-5, rtol=1e-5)
+
+
+def test_one_linear_classifier_per_label():
+    """logit_j depends on g_ij only (one Linear(D, 1) per label, eq. 'fc_j(g_ij)')."""
+    net = _net()
+    g = torch.randn(2, 5, 16, requires_grad=True)
+    net.classify(g)[:, 2].sum().backward()
+    grad = g.grad.abs().sum(dim=(0, 2))
+    assert grad[2] > 0 and torch.all(grad[[0, 1, 3, 4]] == 0)
+
+
+def test_multiattblock_matches_a_reference_single_head():
+    torch.manual_seed(1)
+    blk = MultiAttBlock(6, 6, 6, heads=1).eval()
+    blk.keep_attention = True
+    q, k = torch.randn(2, 3, 6), torch.randn(2, 7, 6)
+    out = blk(q, k, k)
+    qp, kp, vp = blk.w_q(q), blk.w_k(k), blk.w_v(k)
+    a = torch.softmax(qp @ kp.transpose(1, 2) / 6**0.5, -1)
+    q1 = blk.ln1(qp + blk.w_o(a @ vp))
+    ref = blk.ln2(q1 + torch.relu(blk.ff(q1)))
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(blk.attention[:, 0], a)
+
+
+def test_no_torchvision_at_import():
+    """torchvision is imported only when a ResNet encoder is built (paper scale)."""
+    import mlcl.models.mulcon  # noqa: F401
+    import mlcl.mulcon_training  # noqa: F401
+
+    assert "torchvision" not in sys.modules
+
+
+def test_global_pool_baseline():
+    net = GlobalPoolNet(10, width=16, proj_dim=8).eval()
+    out = net(torch.rand(4, 1, 32, 32))
+    assert out["logits"].shape == (4, 10) and out["z"].shape == (4, 8)
+
+
+def test_augment_digits_deterministic_and_identity():
+    x = torch.rand(5, 1, 32, 32)
+    a = augment_digits(x, torch.Generator().manual_seed(0))
+    b = augment_digits(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, b)
+    assert a.shape == x.shape
+    torch.testing.assert_close(augment_digits(x, shift=0, cutout=0, noise=0.0), x)
+    # a pure shift moves pixels without changing them
+    x = torch.zeros(1, 1, 32, 32)
+    x[0, 0, 10:14, 10:14] = 1.0
+    s = augment_digits(x, torch.Generator().manual_seed(3), shift=2, cutout=0, noise=0.0)
+    assert s.sum() == 16 and s.max() == 1.0
+
+
+def test_loss_two_views_and_zero_label_rows():
+    net = LabelLevelNet(4, "cnn", width=8, dim=16, proj_dim=8)
+    x = torch.rand(6, 1, 16, 16)
+    y = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 0, 0], [0, 1, 0, 1], [0, 0, 0, 0], [1, 0, 0, 1.]])
+    st = StageConfig(llcl=0.5, views=2)
+    losses = mulcon_loss(net, [x, x.flip(-1)], y, st)
+    assert set(losses) == {"bce", "llcl", "loss"}
+    assert torch.isfinite(losses["loss"])
+    torch.testing.assert_close(losses["loss"], losses["bce"] + 0.5 * losses["llcl"])
+    losses["loss"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+    gp = mulcon_loss(GlobalPoolNet(4, width=8), [x, x], y, StageConfig(supcon=1.0, views=2))
+    assert "supcon" in gp and torch.isfinite(gp["loss"])
+
+
+def _toy(n=96, L=4, seed=0):
+    rng = np.random.default_rng(seed)
+    Y = (rng.random((n, L)) < 0.4).astype(np.float32)
+    Y[Y.sum(1) == 0, 0] = 1
+    X = np.zeros((n, 1, 16, 16), np.float32)
+    for j in range(L):  # label j lights up quadrant j
+        r, c = divmod(j, 2)
+        X[:, 0, r * 8:(r + 1) * 8, c * 8:(c + 1) * 8] += Y[:, j, None, None]
+    X += 0.1 * rng.standard_normal(X.shape).astype(np.float32)
+    return X, Y
+
+
+def test_training_learns_and_is_deterministic():
+    X, Y = _toy()
+    stages = [StageConfig(epochs=6, lr=3e-3, batch_size=32), StageConfig(epochs=2, lr=3e-4, batch_size=32,
+                                                                        llcl=0.5, views=2)]
+    res = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = LabelLevelNet(4, "cnn", width=8, dim=16, proj_dim=8)
+        hist = train_mulcon(net, X, Y, stages, seed=0, progress=False)
+        res.append((net, hist))
+    (n1, h1), (n2, h2) = res
+    assert [h["stage"] for h in h1] == [0] * 6 + [1] * 2
+    assert h1[5]["bce"] < h1[0]["bce"]
+    assert "llcl" in h1[-1] and "llcl" not in h1[0]
+    for a, b in zip(n1.state_dict().values(), n2.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    from mlcl.metrics import mean_average_precision
+
+    assert mean_average_precision(Y, embed(n1, X)["probs"]) > 0.65  # chance ≈ 0.45
+
+
+def test_ema_decay_one_keeps_initial_weights_and_sgd_step_schedule():
+    X, Y = _toy(n=32)
+    torch.manual_seed(0)
+    net = LabelLevelNet(4, "cnn", width=8, dim=16, proj_dim=8)
+    init = {k: v.clone() for k, v in net.state_dict().items()}
+    hist = train_stage(net, (X, Y), StageConfig(epochs=2, lr=0.01, optimizer="sgd", scheduler="step",
+                                                step_size=1, step_gamma=0.1, ema=1.0, batch_size=16),
+                       progress=False)
+    assert hist[0]["lr"] == pytest.approx(0.01) and hist[1]["lr"] == pytest.approx(0.001)
+    for k, v in net.state_dict().items():
+        if v.is_floating_point() and "running" not in k:
+            torch.testing.assert_close(v, init[k])
+
+
+def test_presets_follow_the_authors_settings():
+    s1, s2 = PAPER_SCALE
+    assert (s1.optimizer, s1.scheduler, s1.lr, s1.batch_size, s1.epochs, s1.llcl) == ("adam", "onecycle", 2e-4, 32, 25, 0)
+    assert (s2.optimizer, s2.lr, s2.momentum, s2.weight_decay, s2.step_size, s2.step_gamma) == ("sgd", 0.01, 0.9, 1e-4, 20, 0.1)
+    assert (s2.batch_size, s2.views, s2.ema, s2.llcl, s2.temperature) == (24, 2, 0.9997, 0.5, 0.2)
+    assert DIGITS[0].llcl == 0 and DIGITS[1].llcl > 0 and DIGITS[1].lr < DIGITS[0].lr
+
+
+def _simplex(L: int) -> np.ndarray:
+    v = np.eye(L) - 1.0 / L
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_collapse_measures_on_a_collapsed_and_a_random_configuration():
+    L, N = 5, 200
+    rng = np.random.default_rng(0)
+    Y = (rng.random((N, L)) < 0.4).astype(int)
+    z = np.broadcast_to(_simplex(L), (N, L, L)).copy()
+    m = collapse_measures(z, Y)
+    assert m["within_total"] < 1e-12
+    assert m["mean_cos"] == pytest.approx(-1 / (L - 1)) and m["max_cos_dev"] < 1e-9
+    assert m["input_dependence"] < 1e-12 and m["active_inactive_gap"] < 1e-12
+    zr = rng.standard_normal((N, L, 8))
+    mr = collapse_measures(zr, Y)
+    assert mr["within_total"] > 0.8 and mr["input_dependence"] > 0.8
+
+
+def test_retrieval_nearest_labels_and_localisation():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 25)
+    emb = np.eye(4)[labels] * 5 + 0.1 * rng.standard_normal((100, 4))
+    r = retrieval_at_k(emb, labels, ks=(3, 10))
+    assert r["P@3"] == 1.0 and r["R@10"] == 1.0
+    emb2 = np.eye(4)[labels] + np.eye(4)[(labels // 2) * 2]  # labels 0/1 and 2/3 share a direction
+    near, cos = nearest_labels(emb2, labels, 4, k=1)
+    assert list(near[:, 0]) == [1, 0, 3, 2] and cos.shape == (4, 4)
+    # attention of label 3 on the token covering its box (rows 8:16, cols 0:8 of a 16x16 image)
+    att = np.full((1, 4, 16), 1e-3)
+    att[0, 3, 2 * 4 + 0] = 1.0  # grid 4x4: token (2, 0) covers pixels (8:12, 0:4)
+    Y = np.array([[0, 0, 0, 1]])
+    boxes = [np.array([[3, 8, 0, 16, 8, 0]])]
+    loc = attention_localisation(att, (4, 4), boxes, Y, (16, 16))
+    assert loc["pointing"] == 1.0 and loc["chance_mass"] == pytest.approx(4 / 16) and loc["n"] == 1
+
+
+def test_within_label_retrieval():
+    rng = np.random.default_rng(0)
+    Y = (rng.random((60, 3)) < 0.5).astype(int)
+    emb = np.where(Y[:, :, None] == 1, 1.0, -1.0) * np.ones((60, 3, 4)) + 0.01 * rng.standard_normal((60, 3, 4))
+    r = within_label_retrieval(emb, Y, ks=(3,))
+    assert r["label_P@3"] == 1.0
+    r0 = within_label_retrieval(np.ones((60, 3, 4)), Y, ks=(3,))
+    assert 0.2 < r0["label_P@3"] < 0.8  # no information: about the label frequency
