@@ -35,6 +35,7 @@ def test_first_cells_follow_the_template(md):
     assert "parameters" in cells[0].metadata.get("tags", []), "first code cell must be tagged 'parameters'"
     assert 'profile = "smoke"' in cells[0].source
     assert "setup(" in cells[1].source, "second code cell must call mlcl.notebook.setup(...)"
+    assert 'find_spec("mlcl") is None' in cells[1].source, "second cell must install mlcl on Colab first"
 
 
 @pytest.mark.notebook
