@@ -84,7 +84,8 @@ def provenance(
 
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    # "dirty" is about code: results files rewritten by the run itself do not count.
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     versions = {"python": platform.python_version(), "torch": torch.__version__, "mlcl": mlcl.__version__}
     for mod in ("numpy", "sklearn", "pandas"):
         try:
