@@ -75,6 +75,32 @@ class Context:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
+    def profile_note(self, *experiments: str) -> Any:
+        """A note for the top of a chapter: which profile executed this page, and where the
+        committed ``full`` results that the text discusses come from (commit, date, seeds, time)."""
+        from IPython.display import Markdown
+
+        lines = [f"**This page was executed with profile `{self.profile}`** (seeds {self.seeds}, device "
+                 f"`{self.device}`)."]
+        if self.profile != "full":
+            lines.append(" Its tables and figures come from this run; the numbers quoted in the text are "
+                         "those of the committed `full` run:")
+        rows = []
+        for exp in experiments:
+            try:
+                prov, df = _results.load(exp, "full")
+            except FileNotFoundError:
+                rows.append(f"- `results/full/{exp}.json`: not computed yet (`mlcl reproduce --profile full`)")
+                continue
+            commit = (prov.get("git_commit") or "unknown")[:10]
+            rows.append(f"- `results/full/{exp}.json`: {len(df)} records, commit `{commit}`"
+                        f"{' (uncommitted changes)' if prov.get('git_dirty') else ''}, {prov.get('date', '?')}, "
+                        f"seeds {prov.get('seeds')}, {prov.get('wall_seconds', 0) / 60:.1f} min on "
+                        f"{prov.get('device', '?')}")
+        if self.profile == "full" and rows:
+            lines.append(" Committed results:")
+        return Markdown("".join(lines) + ("\n\n" + "\n".join(rows) if rows else ""))
+
     def save(self, experiment: str, records: Iterable[Mapping[str, Any]], extra: Mapping[str, Any] | None = None,
              seeds: Sequence[int] | None = None) -> Path:
         """Save tidy records to ``results/<profile>/<experiment>.json`` with provenance."""
