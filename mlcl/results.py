@@ -84,8 +84,9 @@ def provenance(
 
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    # "dirty" is about code: results files rewritten by the run itself do not count.
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    # "dirty" is about code: modified or untracked files outside results/ (which the run itself
+    # rewrites) mean the commit alone does not reproduce the numbers.
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)results")
     versions = {"python": platform.python_version(), "torch": torch.__version__, "mlcl": mlcl.__version__}
     for mod in ("numpy", "sklearn", "pandas"):
         try:
