@@ -13,6 +13,11 @@ ifneq ($(wildcard ../shared/data),)
 export MLCL_DATA ?= $(abspath ../shared/data)
 endif
 
+# A fresh timing table for each top-level `make book` / `make test`.
+ifneq ($(filter book test full,$(MAKECMDGOALS)),)
+$(shell rm -f $(TIMINGS))
+endif
+
 # time_step NAME COMMAND...: run a step and log its wall time to $(TIMINGS)
 define time_step
 	@mkdir -p _build; s=$$(date +%s.%N); $(2); rc=$$?; e=$$(date +%s.%N); \
@@ -42,7 +47,6 @@ reproduce: install
 	$(call time_step,mlcl reproduce --profile $(PROFILE),$(VENV)/bin/mlcl reproduce --profile $(PROFILE))
 
 book: install mathjax
-	@rm -f $(TIMINGS)
 	$(call time_step,mlcl reproduce --profile $(PROFILE),$(VENV)/bin/mlcl reproduce --profile $(PROFILE))
 	$(call time_step,mlcl book,$(VENV)/bin/mlcl book)
 	@$(MAKE) --no-print-directory timings
