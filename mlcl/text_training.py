@@ -158,6 +158,19 @@ def _batches(n: int, batch_size: int, gen: torch.Generator, drop_last: bool = Tr
     return [perm[s : s + batch_size] for s in range(0, stop, batch_size)]
 
 
+def _step(loss: Tensor, opt: torch.optim.Optimizer, scaler: Any, sched: Any, grad_clip: float | None) -> None:
+    """One optimiser step: (AMP-scaled) backward, optional gradient clipping on unscaled gradients,
+    optimiser and scheduler steps."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    sched.step()
+
+
 @torch.no_grad()
 def represent(body: nn.Module, inputs: Tensor | Mapping[str, Tensor], batch_size: int = 256,
               device: str | torch.device | None = None) -> np.ndarray:
@@ -354,14 +367,7 @@ def pretrain(
                     queue_labels=queue.labels if queue is not None else None,
                     prototypes=protos, temperature=cfg.temperature, beta=cfg.beta, alpha=cfg.alpha,
                 )
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
+            _step(loss, opt, scaler, sched, cfg.grad_clip)
             if queue is not None:
                 with torch.no_grad(), torch.autocast(device_type=dev.type, enabled=use_amp):
                     k = key_net.encoder[1](_call(key_net.encoder[0], x))
@@ -457,14 +463,7 @@ def train_classifier(
             with torch.autocast(device_type=dev.type, enabled=use_amp):
                 logits = lin(_call(body, x))
             loss = crit(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
+            _step(loss, opt, scaler, sched, cfg.grad_clip)
             tot, nb = tot + float(loss.detach()), nb + 1
         p_val = predict_proba(body, lin, val_inputs)
         f = micro_f1(val_Y, p_val, 0.5)
