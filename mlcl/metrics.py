@@ -2,12 +2,21 @@ r"""Multi-label metrics and the two evaluation protocols (``paper`` / ``honest``
 
 Every metric takes ``y_true`` of shape ``(N, L)`` with entries in {0, 1} and ``scores`` of the same
 shape: probabilities in [0, 1] (thresholded with ``scores >= threshold``) or an already binary
-prediction. Both may be numpy arrays or torch tensors (any device; they are copied to numpy).
+prediction. Both may be numpy arrays, torch tensors (any device; they are copied to the host) or
+lists of equal-length rows. Bad input is refused with a message naming the fix: a threshold must be
+a finite number in [0, 1] (every value of a grid too), ``k``/``top_k`` a positive integer ≤ L
+(``k=1.9`` is an error, not 1), scores NaN-free, rows of equal length.
 
 Conventions
 -----------
+Every function that has a ``convention`` argument, and :func:`evaluate`, defaults to
+``convention="paper"``: the package exists to reproduce the papers' tables, and the paper
+convention is the evaluation code that produced them, so a number computed here with defaults is
+comparable with ``paper_results.csv``. ``convention="sklearn"`` is one keyword away.
+
 ``convention="sklearn"`` gives exactly what scikit-learn gives (``f1_score`` with
-``average="samples"|"micro"|"macro"``, ``hamming_loss``, ``accuracy_score``,
+``average="samples"|"micro"|"macro"``, ``precision_score``/``recall_score`` with
+``average="macro"|"micro"`` for CP/CR/OP/OR, ``hamming_loss``, ``accuracy_score``,
 ``average_precision_score``) for the same ``zero_division``. The property tests in
 ``tests/test_metrics.py`` check this on random inputs that include labels with no positives,
 samples with no labels and empty predictions.
@@ -22,22 +31,48 @@ samples with no labels and empty predictions.
   :math:`S` **drops the samples whose truth and prediction are both empty** (the same as
   scikit-learn with ``zero_division=np.nan``, which excludes those samples from the mean; with the
   default ``zero_division=0`` scikit-learn counts them 0, with 1 it counts them 1);
-* micro-F1, Hamming accuracy, subset accuracy and precision@k are the same as in scikit-learn.
+* micro-F1, Hamming accuracy, subset accuracy and precision@k are the same as in scikit-learn;
+
+and, for the MulCon set (CP, CR, CF1, OP, OR, OF1), ML-GCN's ``AveragePrecisionMeter.evaluation``
+(``Megvii-Nanjing/ML-GCN``, ``util.py``; copied by MulCon, ``SonDaoDuy/MulCon``,
+``util/ml_gcn_util.py``): a class that is never predicted counts :math:`N_{pred}=1`
+(``Np[Np == 0] = 1``, which lowers OP and OF1), and any other 0/0 is ``nan`` (CR when a class has
+no positive, CF1/OF1 when nothing is correct). Example: ``y=[[1,0],[1,0]]``,
+``s=[[.9,.1],[.8,.2]]`` give OP/OF1 = 0.667/0.8 under ``"paper"`` and 1.0/1.0 under ``"sklearn"``.
 
 The authors compute their counts in float32; we use float64, a difference below 1e-7.
 
-``zero_division`` (default ``0.0``) is the value of a ratio that is 0/0: a sample with no labels and
-no predictions (example-F1, sklearn convention), a label with neither (macro-F1, sklearn
-convention; per-class precision/recall), or a data set with no positive at all (micro-F1). Pass
-``np.nan`` to exclude such terms from the averages (scikit-learn's semantics); if every term is
-excluded the result is ``nan``. Under ``convention="paper"`` the macro-F1 and example-F1 rules
-above replace ``zero_division``.
+``zero_division`` (default ``0.0``) is the value of a ratio that is 0/0 under ``"sklearn"``: a
+sample with no labels and no predictions (example-F1), a label with neither (macro-F1; per-class
+precision/recall), or a data set with no positive at all (micro-F1, OR). Pass ``np.nan`` to
+exclude such terms from the averages (scikit-learn's semantics); if every term is excluded the
+result is ``nan``. Under ``"paper"`` the rules above replace ``zero_division`` (micro-F1 excepted:
+the authors' code gives nan there, ``zero_division=np.nan`` reproduces it).
+
+Thresholds
+----------
+``scores >= threshold`` is evaluated in the **scores' own precision**: the threshold is rounded to
+float32 for float32 scores (numpy arrays or tensors; float16/bfloat16 tensors are first widened to
+float32) and to float64 otherwise. This is what ``scores >= 0.7`` does in numpy ≥ 2 and in torch,
+and what the authors' code did (float32 model outputs against a Python float): a float32 score
+equal to ``np.float32(0.7)`` (0.699999988…) counts as ≥ 0.7, while the same value in float64 does
+not (``float(np.float32(0.7)) < 0.7``). It only matters for scores that are exactly on a grid
+value; scikit-learn takes the 0/1 predictions, so compute them the same way to compare.
 
 Ranking metrics
 ---------------
 * ``precision_at_k``: :math:`\frac1N\sum_i |\operatorname{top}_k(s_i)\cap y_i|/k`; samples with no
-  labels count 0 (C-GMVAE's ``ranking_precision_score``). Ties between scores are broken towards
-  the **higher label index**, as the authors' ``np.argsort(s)[:, ::-1]`` does for ≤ 16 labels.
+  labels count 0 (C-GMVAE's ``ranking_precision_score``). **Ties** between scores go to the
+  **higher label index**: we use a *stable* ascending sort and reverse it, which is the order the
+  authors' ``np.argsort(s)[:, ::-1]`` had with the numpy of their time (introsort falls back to
+  insertion sort, which is stable, for ≤ 16 labels). Current numpy's default sort (AVX-512
+  quicksort in numpy ≥ 1.25 on such CPUs) no longer gives a defined order among ties, so their
+  code can give other numbers on ties today; ours is fixed.
+* The MulCon ``top_k`` variants use the same rule. ML-GCN's ``overall_topk`` calls
+  ``torch.topk``, which documents no order among ties and follows none (torch 2.13, CPU: top-1 of
+  ``[.5, .5]`` is index 0, top-2 of ``[.5, .5, .5, .2]`` is ``[1, 2]``, top-3 of eight equal scores
+  ``[6, 5, 4]``); the results differ from ours only when the k-th and (k+1)-th scores of a sample
+  are exactly equal.
 * ``mean_average_precision``: mean over labels of the average precision
   :math:`AP_c=\sum_n (R_n-R_{n-1})P_n` (scikit-learn's definition, tied scores form one step). A
   label with no positives has no AP; ``no_positive`` chooses: ``"zero"`` (default: MulCon's per-class
@@ -53,8 +88,8 @@ MulCon set (ML-GCN's ``AveragePrecisionMeter.evaluation``, used by MulCon)
 :math:`OR=\frac{\sum_c N^c_{correct}}{\sum_c N^c_{gt}}`, :math:`OF1=\frac{2\,OP\,OR}{OP+OR}`.
 ``top_k=3`` predicts, per sample, the k highest scores **that are also ≥ threshold** (ML-GCN's
 ``overall_topk``: top-k logits that are ≥ 0, i.e. probabilities ≥ 0.5); pass ``threshold=None``
-for the plain top-k. MulCon's code gives ``nan`` for CR when a class has no positives; we give
-``zero_division``.
+for the plain top-k. ML-GCN thresholds logits at 0 where we threshold probabilities at 0.5: the
+same except for logits in about (-2e-7, 0), whose float32 sigmoid rounds to exactly 0.5.
 
 Protocols (:func:`evaluate`)
 ----------------------------
@@ -62,7 +97,8 @@ Protocols (:func:`evaluate`)
 (default 0.1, 0.2, …, 0.9), **chosen on the evaluated (test) set itself** — what the C-GMVAE and
 MulSupCon code does. It is optimistic: the threshold is tuned on the test labels, separately for
 every metric. ``"honest"``: each metric's threshold is chosen on the validation set and applied to
-the test set. Threshold-free metrics (precision@k, mAP) report ``threshold=None``.
+the test set. Threshold-free metrics (precision@k, mAP) report ``threshold=None``. A ``nan`` value
+at some threshold (paper convention: nothing correct) is skipped when choosing.
 
 Example
 -------
@@ -139,17 +175,33 @@ MULCON_METRICS: tuple[str, ...] = (
 # --------------------------------------------------------------------------------------------
 
 
+def _ragged_rows(a: Any) -> list[int] | None:
+    """Row lengths of a list/tuple of rows whose lengths differ (None if not ragged)."""
+    if not isinstance(a, (list, tuple)) or not a:
+        return None
+    lens = [len(r) if isinstance(r, (list, tuple, np.ndarray)) else -1 for r in a]
+    return lens if len(set(lens)) > 1 else None
+
+
 def _to_numpy(a: Any, name: str) -> np.ndarray:
     if hasattr(a, "detach") and hasattr(a, "cpu"):  # torch.Tensor without importing torch
-        t = a.detach().cpu()
+        t = a.detach().cpu()  # any device: metrics are computed on the host
         if t.dtype.is_floating_point and t.dtype not in (_torch_f32(), _torch_f64()):
             t = t.float()  # float16 / bfloat16 have no (exact) numpy counterpart
         a = t.numpy()
+    lens = _ragged_rows(a)
+    if lens is not None:
+        shown = ", ".join(str(n) if n >= 0 else "scalar" for n in lens[:8])
+        raise ValueError(
+            f"{name} is ragged: its rows have different lengths ({shown}{', ...' if len(lens) > 8 else ''}); "
+            "every sample needs one entry per label, shape (N samples, L labels)"
+        )
     try:
         arr = np.asarray(a)
     except Exception as exc:  # pragma: no cover - exotic inputs
         raise TypeError(
-            f"{name} must be a numpy array or torch tensor, got {type(a).__name__}"
+            f"{name} must be an (N, L) numpy array, torch tensor or list of equal-length rows, "
+            f"got {type(a).__name__}: {exc}"
         ) from exc
     if arr.dtype == object:
         raise TypeError(
@@ -206,7 +258,9 @@ def _check_scores(
         return s.astype(np.float64)
     if not np.issubdtype(s.dtype, np.number):
         raise TypeError(f"{name} must be numeric, got dtype {s.dtype}")
-    s = s.astype(np.float64, copy=False)
+    # float32 stays float32: a threshold is compared in the scores' own precision (see
+    # "Thresholds" in the module docstring); everything else (ints, float16) becomes float64
+    s = s.astype(np.float32 if s.dtype == np.float32 else np.float64, copy=False)
     if np.isnan(s).any():
         n = int(np.isnan(s).sum())
         raise ValueError(
@@ -234,11 +288,64 @@ def _check_zero_division(zero_division: float) -> float:
     return z
 
 
+def _check_k(k: Any, n_labels: int, name: str = "k") -> int:
+    """``k`` must be a positive integer ≤ the number of labels (1.9 is an error, not 1)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        raise TypeError(
+            f"{name} must be a positive integer, got {k!r} ({type(k).__name__}): pass e.g. "
+            f"{name}=1 or {name}=3"
+        )
+    if not 1 <= int(k) <= n_labels:
+        raise ValueError(
+            f"{name} must be between 1 and the number of labels ({n_labels}), got {int(k)}"
+        )
+    return int(k)
+
+
+def _check_threshold(threshold: Any, name: str = "threshold") -> float:
+    """A threshold must be a finite real number in [0, 1] (scores are probabilities)."""
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(
+        threshold, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(
+            f"{name} must be a number in [0, 1], got {threshold!r} ({type(threshold).__name__})"
+        )
+    t = float(threshold)
+    if not (np.isfinite(t) and 0.0 <= t <= 1.0):
+        raise ValueError(
+            f"{name} must be a finite number in [0, 1] (scores are probabilities), got {t!r}: "
+            "for logits threshold the probabilities torch.sigmoid(logits) instead, e.g. at 0.5"
+        )
+    return t
+
+
+def _check_grid(thresholds: Any) -> np.ndarray:
+    """The threshold grid of :func:`evaluate`: a non-empty 1-D list of valid thresholds."""
+    try:
+        grid = np.asarray(thresholds, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"thresholds must be a list of numbers in [0, 1], got {thresholds!r}"
+        ) from exc
+    if grid.size == 0:
+        raise ValueError("thresholds is empty: pass a grid such as np.arange(0.1, 1.0, 0.1)")
+    bad = grid[~(np.isfinite(grid) & (grid >= 0.0) & (grid <= 1.0))]
+    if bad.size:
+        raise ValueError(
+            f"every threshold must be a finite number in [0, 1], found {bad[:5].tolist()} in "
+            "thresholds: pass a grid of probabilities such as np.arange(0.1, 1.0, 0.1)"
+        )
+    return grid
+
+
 def _topk_mask(s: np.ndarray, k: int) -> np.ndarray:
-    """Boolean (N, L) mask of the k highest scores per row; ties go to the higher label index."""
-    n, n_labels = s.shape
-    if not 1 <= k <= n_labels:
-        raise ValueError(f"k must be between 1 and the number of labels ({n_labels}), got {k}")
+    """Boolean (N, L) mask of the k highest scores per row; ties go to the higher label index.
+
+    A stable ascending sort, reversed: among equal scores the one with the higher label index
+    comes first. This fixes the order that the authors' ``np.argsort(s)[:, ::-1]`` had with the
+    numpy of their time (insertion sort, stable, for ≤ 16 labels); current numpy's default sort
+    (AVX-512 quicksort) no longer guarantees any order among ties.
+    """
     order = np.argsort(s, axis=1, kind="stable")[:, ::-1][:, :k]
     mask = np.zeros(s.shape, dtype=bool)
     np.put_along_axis(mask, order, True, axis=1)
@@ -246,8 +353,12 @@ def _topk_mask(s: np.ndarray, k: int) -> np.ndarray:
 
 
 def _predictions(s: np.ndarray, thresholds: np.ndarray, top_k: int | None = None) -> np.ndarray:
-    """(T, N, L) boolean predictions for a grid of thresholds (``None`` entries impossible here)."""
-    pred = s[None, :, :] >= thresholds[:, None, None]
+    """(T, N, L) boolean predictions ``s >= t`` for a grid of thresholds.
+
+    The threshold is rounded to the scores' dtype first, so float32 scores are compared in float32
+    (what ``scores >= 0.7`` does in numpy ≥ 2 and torch, and what the authors' code did).
+    """
+    pred = s[None, :, :] >= thresholds.astype(s.dtype)[:, None, None]
     if top_k is not None:
         pred &= _topk_mask(s, top_k)[None]
     return pred
@@ -308,41 +419,66 @@ def _k_macro_f1(y, P, convention, zd):
     return _mean(_div(2.0 * tp, den, zd))
 
 
-def _counts_mulcon(y, P):
+def _counts_mulcon(y, P, convention):
+    """N_correct, N_predicted, N_gt per (threshold, class), each (T, L) float64.
+
+    Under ``"paper"`` a class that is never predicted gets :math:`N_{pred}=1` (ML-GCN's
+    ``Np[Np == 0] = 1``): CP is unchanged (0/1 = 0) but OP's denominator grows by one per such class.
+    """
     nc = (P & y[None]).sum(axis=1).astype(np.float64)  # correct, (T, L)
     npred = P.sum(axis=1).astype(np.float64)
+    if convention == "paper":
+        npred = np.maximum(npred, 1.0)
     ngt = np.broadcast_to(y.sum(axis=0)[None].astype(np.float64), nc.shape)
     return nc, npred, ngt
 
 
+def _nan_div(num, den):
+    """num / den with 0/0 = nan and x/0 = inf, as numpy gives (ML-GCN's meter, no guard)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(num, dtype=np.float64) / np.asarray(den, dtype=np.float64)
+
+
 def _k_cp(y, P, convention, zd):
-    nc, npred, _ = _counts_mulcon(y, P)
+    nc, npred, _ = _counts_mulcon(y, P, convention)
+    if convention == "paper":
+        return (nc / npred).mean(axis=1)  # npred ≥ 1
     return _mean(_div(nc, npred, zd))
 
 
 def _k_cr(y, P, convention, zd):
-    nc, _, ngt = _counts_mulcon(y, P)
+    nc, _, ngt = _counts_mulcon(y, P, convention)
+    if convention == "paper":
+        return _nan_div(nc, ngt).mean(axis=1)  # a class without positives: nan (plain mean)
     return _mean(_div(nc, ngt, zd))
 
 
+def _harmonic(p, r, convention):
+    if convention == "paper":
+        return _nan_div(2.0 * p * r, p + r)  # nothing correct: 0/0 = nan, as ML-GCN
+    return _div(2.0 * p * r, p + r, 0.0)  # nothing correct: F1 = 0 (scikit-learn's f1 there)
+
+
 def _k_cf1(y, P, convention, zd):
-    p, r = _k_cp(y, P, convention, zd), _k_cr(y, P, convention, zd)
-    return _div(2.0 * p * r, p + r, 0.0)  # CP = CR = 0: no correct prediction, F1 = 0
+    return _harmonic(_k_cp(y, P, convention, zd), _k_cr(y, P, convention, zd), convention)
 
 
 def _k_op(y, P, convention, zd):
-    nc, npred, _ = _counts_mulcon(y, P)
+    nc, npred, _ = _counts_mulcon(y, P, convention)
+    if convention == "paper":
+        return nc.sum(axis=1) / npred.sum(axis=1)
     return _div(nc.sum(axis=1), npred.sum(axis=1), zd)
 
 
 def _k_or(y, P, convention, zd):
-    nc, _, ngt = _counts_mulcon(y, P)
+    nc, _, ngt = _counts_mulcon(y, P, convention)
+    if convention == "paper":
+        return _nan_div(nc.sum(axis=1), ngt.sum(axis=1))
     return _div(nc.sum(axis=1), ngt.sum(axis=1), zd)
 
 
 def _k_of1(y, P, convention, zd):
-    p, r = _k_op(y, P, convention, zd), _k_or(y, P, convention, zd)
-    return _div(2.0 * p * r, p + r, 0.0)  # OP = OR = 0: no correct prediction, F1 = 0
+    return _harmonic(_k_op(y, P, convention, zd), _k_or(y, P, convention, zd), convention)
 
 
 _KERNELS: dict[str, Callable[..., np.ndarray]] = {
@@ -368,6 +504,8 @@ def _thresholded(
     _check_convention(convention)
     zd = _check_zero_division(zero_division)
     y = _check_y(y_true)
+    if top_k is not None:
+        top_k = _check_k(top_k, y.shape[1], "top_k")
     if threshold is None:
         if top_k is None:
             raise ValueError(
@@ -376,8 +514,8 @@ def _thresholded(
         s = _check_scores(scores, y, probabilities=False)
         thr = np.array([-np.inf])
     else:
+        thr = np.array([_check_threshold(threshold)])
         s = _check_scores(scores, y)
-        thr = np.array([float(threshold)])
     return float(_KERNELS[kernel](y, _predictions(s, thr, top_k), convention, zd)[0])
 
 
@@ -422,20 +560,23 @@ def example_f1(
     scores,
     threshold: float = 0.5,
     *,
-    convention: Convention = "sklearn",
+    convention: Convention = "paper",
     zero_division: float = 0.0,
 ) -> float:
     r"""Example-based (sample-averaged) F1.
 
     .. math:: F1_{ex} = \frac{1}{|S|}\sum_{i\in S}\frac{2|y_i\cap\hat y_i|}{|y_i|+|\hat y_i|}
 
-    ``"sklearn"``: :math:`S` = all samples, a sample with :math:`y_i=\hat y_i=\emptyset` scores
-    ``zero_division`` (``np.nan`` drops it) — ``f1_score(average="samples")``. ``"paper"``:
-    such samples are always dropped (C-GMVAE / MulSupCon code).
+    ``"paper"`` (default): samples with :math:`y_i=\hat y_i=\emptyset` are dropped from :math:`S`
+    (C-GMVAE ``evals.example_f1_score`` / MulSupCon ``codes/metrics.py``); ``zero_division`` is not
+    used. ``"sklearn"``: :math:`S` = all samples, such a sample scores ``zero_division``
+    (``np.nan`` drops it, giving the paper number) — ``f1_score(average="samples")``.
 
     >>> y, s = [[1, 1], [0, 0]], [[0.9, 0.1], [0.2, 0.3]]   # sample 1: nothing true, nothing predicted
-    >>> example_f1(y, s), example_f1(y, s, zero_division=1.0), example_f1(y, s, convention="paper")
-    (0.3333333333333333, 0.8333333333333333, 0.6666666666666666)
+    >>> example_f1(y, s), example_f1(y, s, convention="sklearn")
+    (0.6666666666666666, 0.3333333333333333)
+    >>> example_f1(y, s, convention="sklearn", zero_division=1.0)
+    0.8333333333333333
     """
     return _thresholded("example_f1", y_true, scores, threshold, convention, zero_division)
 
@@ -445,14 +586,15 @@ def micro_f1(
     scores,
     threshold: float = 0.5,
     *,
-    convention: Convention = "sklearn",
+    convention: Convention = "paper",
     zero_division: float = 0.0,
 ) -> float:
     r"""Micro-averaged F1 over all (sample, label) entries.
 
     .. math:: F1_{mi} = \frac{2\sum_c tp_c}{2\sum_c tp_c + \sum_c fp_c + \sum_c fn_c}
 
-    Same under both conventions; ``zero_division`` when there is no positive and no prediction.
+    Same under both conventions; ``zero_division`` when there is no positive and no prediction
+    (the authors' code divides 0 by 0 there and gets nan: pass ``zero_division=np.nan``).
 
     >>> micro_f1([[1, 0], [0, 1]], [[0.7, 0.6], [0.2, 0.9]])   # tp=2, fp=1, fn=0
     0.8
@@ -465,19 +607,23 @@ def macro_f1(
     scores,
     threshold: float = 0.5,
     *,
-    convention: Convention = "sklearn",
+    convention: Convention = "paper",
     zero_division: float = 0.0,
 ) -> float:
     r"""Macro-averaged F1: the mean over labels of the per-label F1.
 
-    ``"sklearn"``: :math:`\frac1L\sum_c \frac{2tp_c}{2tp_c+fp_c+fn_c}`, a label with
-    :math:`2tp_c+fp_c+fn_c=0` scores ``zero_division`` (``np.nan`` drops it).
-    ``"paper"``: :math:`\frac1L\sum_c \frac{2tp_c}{2tp_c+fp_c+fn_c+10^{-6}}` over all labels, so
-    such a label counts 0 whatever ``zero_division`` is.
+    ``"paper"`` (default): :math:`\frac1L\sum_c \frac{2tp_c}{2tp_c+fp_c+fn_c+10^{-6}}` over all
+    labels (C-GMVAE ``f1_score_from_stats``), so a label with neither positives nor predictions
+    counts 0 whatever ``zero_division`` is, and every other label is lowered by a relative
+    :math:`\approx 10^{-6}/(2tp_c+fp_c+fn_c)`. ``"sklearn"``:
+    :math:`\frac1L\sum_c \frac{2tp_c}{2tp_c+fp_c+fn_c}`, such a label scores ``zero_division``
+    (``np.nan`` drops it) — ``f1_score(average="macro")``.
 
     >>> y, s = [[1, 0], [1, 0]], [[0.9, 0.1], [0.8, 0.3]]   # label 1: no positive, no prediction
-    >>> macro_f1(y, s), macro_f1(y, s, zero_division=1.0), round(macro_f1(y, s, convention="paper"), 6)
-    (0.5, 1.0, 0.5)
+    >>> round(macro_f1(y, s), 6), macro_f1(y, s, convention="sklearn")
+    (0.5, 0.5)
+    >>> macro_f1(y, s, convention="sklearn", zero_division=1.0)
+    1.0
     """
     return _thresholded("macro_f1", y_true, scores, threshold, convention, zero_division)
 
@@ -488,15 +634,22 @@ def precision_at_k(y_true, scores, k: int = 1) -> float:
     .. math:: P@k = \frac1N\sum_i \frac{|\operatorname{top}_k(s_i)\cap y_i|}{k}
 
     ``k=1``: the fraction of samples whose top-scored label is a true label. Samples with no labels
-    count 0; ties go to the higher label index (C-GMVAE's ``ranking_precision_score``). Scores may
+    count 0 (C-GMVAE's ``ranking_precision_score``). ``k`` must be an integer in [1, L]. Scores may
     be any real numbers (logits too).
+
+    Ties go to the **higher label index**, for any number of labels: a stable sort, reversed — the
+    order the authors' ``np.argsort(s)[:, ::-1]`` had with the numpy of their time for ≤ 16
+    labels; today's numpy default sort no longer defines one (see the module docstring).
 
     >>> precision_at_k([[1, 0, 0], [0, 0, 1]], [[0.9, 0.5, 0.1], [0.8, 0.1, 0.3]], k=1)
     0.5
+    >>> precision_at_k([[1, 0], [0, 1]], [[0.5, 0.5], [0.5, 0.5]], k=1)   # tie: label 1 is ranked first
+    0.5
     """
     y = _check_y(y_true)
+    k = _check_k(k, y.shape[1])
     s = _check_scores(scores, y, probabilities=False)
-    return float((_topk_mask(s, int(k)) & y).sum(axis=1).mean() / int(k))
+    return float((_topk_mask(s, k) & y).sum(axis=1).mean() / k)
 
 
 def average_precision_per_label(y_true, scores) -> np.ndarray:
@@ -559,13 +712,24 @@ def _mulcon_doc(fn):
     fn.__doc__ = (
         (fn.__doc__ or "")
         + r"""
-    ``threshold`` (default 0.5) binarises the scores; ``top_k=k`` keeps, per sample, the k highest
-    scores that are also ≥ ``threshold`` (ML-GCN/MulCon ``overall_topk``); ``top_k=k,
-    threshold=None`` is the plain top-k. A 0/0 ratio (a class never predicted, a class without
-    positives) is ``zero_division`` (0 by default, as MulCon's code for CP; np.nan drops the class).
+    ``threshold`` (default 0.5) binarises the scores; ``top_k=k`` (a positive integer ≤ L) keeps,
+    per sample, the k highest scores that are also ≥ ``threshold`` (ML-GCN/MulCon
+    ``overall_topk``); ``top_k=k, threshold=None`` is the plain top-k. Ties at the k-th place go to
+    the higher label index (``torch.topk``, which ML-GCN calls, documents no order among ties; see
+    "Ranking metrics" in the module docstring).
+
+    ``convention="paper"`` (default) is ML-GCN's ``AveragePrecisionMeter.evaluation`` (used by
+    MulCon): a class never predicted counts :math:`N_{pred}=1`, and a 0/0 elsewhere (a class
+    without positives in CR, nothing correct in CF1/OF1) is ``nan``; ``zero_division`` is not used.
+    ``convention="sklearn"``: a 0/0 ratio is ``zero_division`` (``np.nan`` drops the class) and
+    CF1/OF1 are 0 when nothing is correct, matching ``precision_score``/``recall_score``.
     """
     )
     return fn
+
+
+def _mulcon(kernel, y_true, scores, threshold, top_k, convention, zero_division) -> float:
+    return _thresholded(kernel, y_true, scores, threshold, convention, zero_division, top_k)
 
 
 @_mulcon_doc
@@ -575,16 +739,18 @@ def cp(
     threshold: float | None = 0.5,
     *,
     top_k: int | None = None,
+    convention: Convention = "paper",
     zero_division: float = 0.0,
 ) -> float:
     r"""Per-class precision averaged over classes, :math:`CP = \frac1L\sum_c N^c_{correct}/N^c_{pred}`.
 
-    Equal to ``precision_score(average="macro")``.
+    Equal to ``precision_score(average="macro")`` under both conventions with
+    ``zero_division=0`` (a class never predicted counts 0: ML-GCN's 0/1).
 
     >>> cp([[1, 0], [1, 1]], [[0.9, 0.6], [0.4, 0.7]])   # class 0: 1/1, class 1: 1/2
     0.75
     """
-    return _thresholded("CP", y_true, scores, threshold, "sklearn", zero_division, top_k)
+    return _mulcon("CP", y_true, scores, threshold, top_k, convention, zero_division)
 
 
 @_mulcon_doc
@@ -594,16 +760,22 @@ def cr(
     threshold: float | None = 0.5,
     *,
     top_k: int | None = None,
+    convention: Convention = "paper",
     zero_division: float = 0.0,
 ) -> float:
     r"""Per-class recall averaged over classes, :math:`CR = \frac1L\sum_c N^c_{correct}/N^c_{gt}`.
 
-    Equal to ``recall_score(average="macro")``.
+    Equal to ``recall_score(average="macro")`` when every class has a positive. A class without
+    positives makes CR ``nan`` under ``"paper"`` (ML-GCN's 0/0) and counts ``zero_division``
+    under ``"sklearn"``:
 
+    >>> y, s = [[1, 0], [1, 0]], [[0.9, 0.1], [0.8, 0.2]]   # class 1 has no positive
+    >>> cr(y, s), cr(y, s, convention="sklearn")
+    (nan, 0.5)
     >>> cr([[1, 0], [1, 1]], [[0.9, 0.6], [0.4, 0.7]])   # class 0: 1/2, class 1: 1/1
     0.75
     """
-    return _thresholded("CR", y_true, scores, threshold, "sklearn", zero_division, top_k)
+    return _mulcon("CR", y_true, scores, threshold, top_k, convention, zero_division)
 
 
 @_mulcon_doc
@@ -613,14 +785,21 @@ def cf1(
     threshold: float | None = 0.5,
     *,
     top_k: int | None = None,
+    convention: Convention = "paper",
     zero_division: float = 0.0,
 ) -> float:
     r""":math:`CF1 = 2\,CP\,CR/(CP+CR)` — the harmonic mean of CP and CR, not the macro-F1.
 
+    With nothing correct (CP = CR = 0) it is ``nan`` under ``"paper"`` (ML-GCN) and 0 under
+    ``"sklearn"``:
+
     >>> cf1([[1, 0], [1, 1]], [[0.9, 0.6], [0.4, 0.7]])
     0.75
+    >>> y, s = [[1, 0], [0, 1]], [[0.1, 0.9], [0.8, 0.2]]   # every prediction wrong
+    >>> cf1(y, s), cf1(y, s, convention="sklearn")
+    (nan, 0.0)
     """
-    return _thresholded("CF1", y_true, scores, threshold, "sklearn", zero_division, top_k)
+    return _mulcon("CF1", y_true, scores, threshold, top_k, convention, zero_division)
 
 
 @_mulcon_doc
@@ -630,14 +809,22 @@ def op(
     threshold: float | None = 0.5,
     *,
     top_k: int | None = None,
+    convention: Convention = "paper",
     zero_division: float = 0.0,
 ) -> float:
-    r"""Overall precision :math:`OP=\sum_c N^c_{correct}/\sum_c N^c_{pred}` (``precision_score(average="micro")``).
+    r"""Overall precision :math:`OP=\sum_c N^c_{correct}/\sum_c \max(N^c_{pred}, 1)` (``"paper"``).
 
+    ``"paper"`` (ML-GCN ``Np[Np == 0] = 1``): each class that is never predicted adds 1 to the
+    denominator. ``"sklearn"``: :math:`\sum_c N^c_{correct}/\sum_c N^c_{pred}` =
+    ``precision_score(average="micro")``. They differ only when some class is never predicted:
+
+    >>> y, s = [[1, 0], [1, 0]], [[0.9, 0.1], [0.8, 0.2]]   # class 1 never predicted
+    >>> round(op(y, s), 4), op(y, s, convention="sklearn")      # 2/(2+1) vs 2/2
+    (0.6667, 1.0)
     >>> op([[1, 0], [1, 1]], [[0.9, 0.6], [0.4, 0.7]])
     0.6666666666666666
     """
-    return _thresholded("OP", y_true, scores, threshold, "sklearn", zero_division, top_k)
+    return _mulcon("OP", y_true, scores, threshold, top_k, convention, zero_division)
 
 
 @_mulcon_doc
@@ -647,14 +834,17 @@ def or_(
     threshold: float | None = 0.5,
     *,
     top_k: int | None = None,
+    convention: Convention = "paper",
     zero_division: float = 0.0,
 ) -> float:
     r"""Overall recall :math:`OR=\sum_c N^c_{correct}/\sum_c N^c_{gt}` (``recall_score(average="micro")``).
 
+    No positive at all: ``nan`` under ``"paper"``, ``zero_division`` under ``"sklearn"``.
+
     >>> or_([[1, 0], [1, 1]], [[0.9, 0.6], [0.4, 0.7]])
     0.6666666666666666
     """
-    return _thresholded("OR", y_true, scores, threshold, "sklearn", zero_division, top_k)
+    return _mulcon("OR", y_true, scores, threshold, top_k, convention, zero_division)
 
 
 @_mulcon_doc
@@ -664,14 +854,22 @@ def of1(
     threshold: float | None = 0.5,
     *,
     top_k: int | None = None,
+    convention: Convention = "paper",
     zero_division: float = 0.0,
 ) -> float:
-    r""":math:`OF1 = 2\,OP\,OR/(OP+OR)` (equal to micro-F1 when both are defined).
+    r""":math:`OF1 = 2\,OP\,OR/(OP+OR)`.
 
+    ``"sklearn"``: equal to micro-F1 whenever something is predicted and something is true.
+    ``"paper"`` uses ML-GCN's OP (see :func:`op`), so it is lower when a class is never predicted,
+    and ``nan`` when nothing is correct:
+
+    >>> y, s = [[1, 0], [1, 0]], [[0.9, 0.1], [0.8, 0.2]]   # class 1 never predicted
+    >>> round(of1(y, s), 4), of1(y, s, convention="sklearn")    # OP 2/3, OR 1
+    (0.8, 1.0)
     >>> of1([[1, 0], [1, 1]], [[0.9, 0.6], [0.4, 0.7]], top_k=1)   # top-1: labels 0 and 1 predicted
     0.8
     """
-    return _thresholded("OF1", y_true, scores, threshold, "sklearn", zero_division, top_k)
+    return _mulcon("OF1", y_true, scores, threshold, top_k, convention, zero_division)
 
 
 # --------------------------------------------------------------------------------------------
@@ -808,7 +1006,8 @@ def evaluate(
         y_val, scores_val: the validation set (required by ``"honest"``).
         thresholds: the grid, default :data:`PAPER_THRESHOLDS` (0.1, …, 0.9).
         metrics: names (default :data:`DEFAULT_METRICS`; see :func:`available_metrics`).
-        convention: ``"paper"`` (default) or ``"sklearn"`` — see the module docstring.
+        convention: ``"paper"`` (default, as every metric function) or ``"sklearn"`` — see the
+            module docstring.
         zero_division, no_positive: as in the metric functions.
 
     Threshold-free metrics (``precision_at_k``, ``mAP``) get ``threshold=None``. Ties between
@@ -829,12 +1028,11 @@ def evaluate(
     zd = _check_zero_division(zero_division)
     names = list(DEFAULT_METRICS if metrics is None else metrics)
     parsed = {n: _parse_metric(n) for n in names}
-    grid = (
-        PAPER_THRESHOLDS if thresholds is None else np.asarray(thresholds, dtype=np.float64).ravel()
-    )
-    if grid.size == 0:
-        raise ValueError("thresholds is empty: pass a grid such as np.arange(0.1, 1.0, 0.1)")
+    grid = PAPER_THRESHOLDS if thresholds is None else _check_grid(thresholds)
     y = _check_y(y_true)
+    for n in names:  # CP_top0, precision_at_99 on 14 labels: refuse before any work
+        if parsed[n][2] is not None:
+            _check_k(parsed[n][2], y.shape[1], f"k of {n!r}")
     s = _check_scores(scores, y)
     thr_names = [n for n in names if parsed[n][0] == "threshold"]
 

@@ -35,6 +35,25 @@ def shared_data() -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def device() -> str:
+    """The torch device tests put their tensors and models on: ``"cuda"`` when available, else
+    ``"cpu"``; ``MLCL_TEST_DEVICE`` overrides it (``make gpu-check`` sets ``cuda``). An explicit
+    CUDA request on a machine without CUDA FAILS (never falls back to the CPU silently)."""
+    import torch
+
+    want = os.environ.get("MLCL_TEST_DEVICE", "").strip()
+    if not want:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(want)
+    except RuntimeError as exc:
+        pytest.fail(f"MLCL_TEST_DEVICE={want!r} is not a torch device ({exc}): use cpu or cuda", pytrace=False)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        pytest.fail(f"MLCL_TEST_DEVICE={want!r} but torch.cuda.is_available() is False: unset it or run on a GPU", pytrace=False)
+    return want
+
+
 @pytest.fixture
 def timed(request):
     """Record the wall time of a test in the end-of-run timing table."""

@@ -109,21 +109,20 @@ def test_mulcon_set_equals_sklearn_precision_recall(data, thr, zd):
     y, s = data
     pred = (s >= thr).astype(int)
     kw = dict(zero_division=zd)
+    ours = dict(zero_division=zd, convention="sklearn")
     p_c = _sk(skm.precision_score, y, pred, average="macro", **kw)
     r_c = _sk(skm.recall_score, y, pred, average="macro", **kw)
-    assert _close(M.cp(y, s, thr, zero_division=zd), p_c)
-    assert _close(M.cr(y, s, thr, zero_division=zd), r_c)
+    assert _close(M.cp(y, s, thr, **ours), p_c)
+    assert _close(M.cr(y, s, thr, **ours), r_c)
+    assert _close(M.cf1(y, s, thr, **ours), 2 * p_c * r_c / (p_c + r_c) if p_c + r_c else 0.0)
     assert _close(
-        M.cf1(y, s, thr, zero_division=zd), 2 * p_c * r_c / (p_c + r_c) if p_c + r_c else 0.0
+        M.op(y, s, thr, **ours), _sk(skm.precision_score, y, pred, average="micro", **kw)
     )
-    assert _close(
-        M.op(y, s, thr, zero_division=zd), _sk(skm.precision_score, y, pred, average="micro", **kw)
-    )
-    assert _close(
-        M.or_(y, s, thr, zero_division=zd), _sk(skm.recall_score, y, pred, average="micro", **kw)
-    )
+    assert _close(M.or_(y, s, thr, **ours), _sk(skm.recall_score, y, pred, average="micro", **kw))
     if pred.sum() and y.sum():
-        assert _close(M.of1(y, s, thr, zero_division=zd), M.micro_f1(y, s, thr))
+        assert _close(M.of1(y, s, thr, **ours), M.micro_f1(y, s, thr))
+    # CP is scikit-learn's macro precision under the paper convention too (ML-GCN's 0/1 = 0)
+    assert _close(M.cp(y, s, thr), _sk(skm.precision_score, y, pred, average="macro", zero_division=0))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,17 +217,25 @@ def test_mulcon_top_k_hand_example():
     y = np.array([[1, 0, 1, 0], [0, 1, 0, 0]])
     s = np.array([[0.9, 0.8, 0.4, 0.1], [0.7, 0.6, 0.55, 0.2]])
     # top-2 that are also >= 0.5: sample 0 -> {0, 1}; sample 1 -> {0, 1}
-    assert M.op(y, s, top_k=2) == pytest.approx(2 / 4)
-    assert M.or_(y, s, top_k=2) == pytest.approx(2 / 3)
+    sk = dict(convention="sklearn")
+    assert M.op(y, s, top_k=2, **sk) == pytest.approx(2 / 4)
+    assert M.or_(y, s, top_k=2, **sk) == pytest.approx(2 / 3)
     # per class: precision 1/2, 1/2, 0 (never predicted), 0 (never predicted); recall 1, 1, 0, 0 (no positive)
-    assert M.cp(y, s, top_k=2) == pytest.approx(0.25)
-    assert M.cr(y, s, top_k=2) == pytest.approx(0.5)
-    assert M.cf1(y, s, top_k=2) == pytest.approx(2 * 0.25 * 0.5 / 0.75)
+    assert M.cp(y, s, top_k=2, **sk) == pytest.approx(0.25)
+    assert M.cr(y, s, top_k=2, **sk) == pytest.approx(0.5)
+    assert M.cf1(y, s, top_k=2, **sk) == pytest.approx(2 * 0.25 * 0.5 / 0.75)
     # plain top-2 (threshold=None): sample 1 keeps {0, 1} too; sample 0 unchanged
-    assert M.op(y, s, None, top_k=2) == pytest.approx(2 / 4)
+    assert M.op(y, s, None, top_k=2, **sk) == pytest.approx(2 / 4)
     # top-3 with threshold: sample 0 -> {0, 1} (0.4 < 0.5), sample 1 -> {0, 1, 2}
-    assert M.op(y, s, top_k=3) == pytest.approx(2 / 5)
-    assert M.op(y, s, None, top_k=3) == pytest.approx(3 / 6)
+    assert M.op(y, s, top_k=3, **sk) == pytest.approx(2 / 5)
+    assert M.op(y, s, None, top_k=3, **sk) == pytest.approx(3 / 6)
+    # paper (ML-GCN): classes 2 and 3 never predicted in top-2 -> Np = 1 each; class 3 has no
+    # positive -> CR = nan, CF1 = nan
+    assert M.op(y, s, top_k=2) == pytest.approx(2 / (4 + 2))
+    assert M.cp(y, s, top_k=2) == pytest.approx(0.25)
+    assert np.isnan(M.cr(y, s, top_k=2)) and np.isnan(M.cf1(y, s, top_k=2))
+    assert M.or_(y, s, top_k=2) == pytest.approx(2 / 3)
+    assert M.op(y, s, top_k=3) == pytest.approx(2 / (5 + 1))  # class 3 never predicted
 
 
 # ----------------------------------------------------------------------------------------------
@@ -236,11 +243,12 @@ def test_mulcon_top_k_hand_example():
 # ----------------------------------------------------------------------------------------------
 
 
-def test_torch_inputs_equal_numpy():
+def test_torch_inputs_equal_numpy(device):
     rng = np.random.default_rng(1)
     y = (rng.random((40, 6)) < 0.3).astype(np.int64)
     s = rng.random((40, 6)).astype(np.float32)
-    yt, st_ = torch.from_numpy(y), torch.from_numpy(s)
+    # tensors on the test device (cuda on a GPU machine): the metrics copy them to the host
+    yt, st_ = torch.from_numpy(y).to(device), torch.from_numpy(s).to(device)
     for fn in (
         M.hamming_accuracy,
         M.subset_accuracy,
@@ -254,8 +262,10 @@ def test_torch_inputs_equal_numpy():
     assert M.precision_at_k(yt, st_, 2) == M.precision_at_k(y, s, 2)
     assert M.mean_average_precision(yt.bool(), st_.double()) == M.mean_average_precision(y, s)
     assert M.macro_f1(yt, st_.to(torch.bfloat16)) == M.macro_f1(
-        y, st_.to(torch.bfloat16).float().numpy()
+        y, st_.to(torch.bfloat16).float().cpu().numpy()
     )
+    # gradients attached: detached, not an error
+    assert M.micro_f1(yt, st_.clone().requires_grad_(True)) == M.micro_f1(y, s)
     assert M.evaluate(yt, st_, "paper").values == M.evaluate(y, s, "paper").values
 
 
@@ -291,7 +301,7 @@ def test_argument_errors():
         M.macro_f1(y, s, zero_division=0.5)
     with pytest.raises(ValueError, match="no_positive"):
         M.mean_average_precision(y, s, no_positive="skip")
-    with pytest.raises(ValueError, match="k must be"):
+    with pytest.raises(ValueError, match="k must be between 1 and the number of labels"):
         M.precision_at_k(y, s, 3)
     with pytest.raises(ValueError, match="unknown metric"):
         M.evaluate(y, s, "paper", metrics=["f1"])
@@ -420,3 +430,240 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(M, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 15 and result.failed == 0
+
+
+# ----------------------------------------------------------------------------------------------
+# nonsense arguments are refused (issue 14, item 5)
+# ----------------------------------------------------------------------------------------------
+
+_Y2, _S2 = np.array([[0, 1], [1, 0]]), np.array([[0.2, 0.7], [0.6, 0.4]])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 5, 1.0001, -1, -1e-9])
+@pytest.mark.parametrize(
+    "fn", [M.hamming_accuracy, M.subset_accuracy, M.example_f1, M.micro_f1, M.macro_f1, M.cp, M.of1]
+)
+def test_threshold_outside_unit_interval_is_refused(fn, bad):
+    with pytest.raises(ValueError, match=r"threshold must be a finite number in \[0, 1\]"):
+        fn(_Y2, _S2, bad)
+
+
+@pytest.mark.parametrize("bad", ["0.5", True, None, [0.5]])
+def test_threshold_of_wrong_type_is_refused(bad):
+    with pytest.raises((TypeError, ValueError), match="threshold"):
+        M.micro_f1(_Y2, _S2, bad)
+
+
+def test_threshold_bounds_are_allowed():
+    # 0 predicts everything, 1 only scores equal to 1: both legitimate, checked against sklearn
+    for t in (0, 0.0, 1, np.float32(1.0), np.int64(0)):
+        pred = (_S2 >= float(t)).astype(int)
+        assert M.micro_f1(_Y2, _S2, t) == _sk(skm.f1_score, _Y2, pred, average="micro")
+
+
+@pytest.mark.parametrize(
+    "grid", [[np.nan], [0.5, np.nan], [0.5, 2.0], [-0.1, 0.5], [np.inf], np.array([[0.2, 1.5]])]
+)
+def test_grid_with_a_bad_value_is_refused(grid):
+    with pytest.raises(ValueError, match=r"every threshold must be a finite number in \[0, 1\]"):
+        M.evaluate(_Y2, _S2, "paper", thresholds=grid)
+    with pytest.raises(ValueError, match="every threshold"):
+        M.evaluate(_Y2, _S2, "honest", y_val=_Y2, scores_val=_S2, thresholds=grid)
+
+
+def test_empty_or_non_numeric_grid_is_refused():
+    with pytest.raises(ValueError, match="thresholds is empty"):
+        M.evaluate(_Y2, _S2, "paper", thresholds=[])
+    with pytest.raises(TypeError, match="thresholds must be a list of numbers"):
+        M.evaluate(_Y2, _S2, "paper", thresholds=["low", "high"])
+
+
+@pytest.mark.parametrize("bad", [1.9, 1.0, "1", True, None])
+def test_k_must_be_an_integer(bad):
+    with pytest.raises(TypeError, match="k must be a positive integer"):
+        M.precision_at_k(_Y2, _S2, bad)
+    if bad is not None:  # top_k=None means "no top-k", a valid choice
+        with pytest.raises(TypeError, match="top_k must be a positive integer"):
+            M.op(_Y2, _S2, top_k=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 3, np.int64(3)])
+def test_k_must_be_within_range(bad):
+    with pytest.raises(ValueError, match=r"k must be between 1 and the number of labels \(2\)"):
+        M.precision_at_k(_Y2, _S2, bad)
+    with pytest.raises(ValueError, match=r"top_k must be between 1 and the number of labels \(2\)"):
+        M.cf1(_Y2, _S2, top_k=bad)
+
+
+def test_numpy_integer_k_is_accepted():
+    assert M.precision_at_k(_Y2, _S2, np.int64(1)) == M.precision_at_k(_Y2, _S2, 1) == 1.0
+
+
+@pytest.mark.parametrize("name", ["CP_top0", "OF1_top3", "precision_at_0", "precision_at_3"])
+def test_evaluate_refuses_k_out_of_range(name):
+    with pytest.raises(ValueError, match=rf"k of '{name}' must be between 1 and the number of labels"):
+        M.evaluate(_Y2, _S2, "paper", metrics=[name])
+
+
+def test_ragged_lists_are_named():
+    with pytest.raises(ValueError, match=r"y_true is ragged: its rows have different lengths \(2, 1\)"):
+        M.micro_f1([[1, 0], [1]], [[0.2, 0.3], [0.4, 0.5]])
+    with pytest.raises(ValueError, match=r"scores is ragged.*\(N samples, L labels\)"):
+        M.precision_at_k([[1, 0], [0, 1]], [[0.2, 0.3], [0.4]], 1)
+    with pytest.raises(ValueError, match="scores_val is ragged"):
+        M.evaluate(_Y2, _S2, "honest", y_val=_Y2, scores_val=[[0.1], [0.2, 0.3]])
+    # lists of equal-length rows are fine
+    assert M.micro_f1([[1, 0], [0, 1]], [[0.9, 0.1], [0.2, 0.8]]) == 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# the paper convention of the MulCon set = ML-GCN's AveragePrecisionMeter.evaluation, re-stated
+# ----------------------------------------------------------------------------------------------
+
+
+def _mlgcn_meter(y, pred):
+    """ML-GCN's ``evaluation`` re-stated (class loop; ``pred`` plays the role of scores >= 0)."""
+    n_class = y.shape[1]
+    n_c, n_p, n_g = np.zeros(n_class), np.zeros(n_class), np.zeros(n_class)
+    for k in range(n_class):
+        n_g[k] = y[:, k].sum()
+        n_p[k] = pred[:, k].sum()
+        n_c[k] = (y[:, k] * pred[:, k]).sum()
+    n_p[n_p == 0] = 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        o_p = n_c.sum() / n_p.sum()
+        o_r = n_c.sum() / n_g.sum()
+        o_f1 = 2 * o_p * o_r / (o_p + o_r)
+        c_p = (n_c / n_p).sum() / n_class
+        c_r = (n_c / n_g).sum() / n_class
+        c_f1 = 2 * c_p * c_r / (c_p + c_r)
+    return {"OP": o_p, "OR": o_r, "OF1": o_f1, "CP": c_p, "CR": c_r, "CF1": c_f1}
+
+
+def _topk_then_threshold(s, k, thr):
+    """ML-GCN's overall_topk re-stated with our documented tie rule (higher label index first)."""
+    pred = np.zeros(s.shape, dtype=int)
+    order = np.argsort(s, axis=1, kind="stable")[:, ::-1][:, :k]
+    for i in range(len(s)):
+        for j in order[i]:
+            pred[i, j] = int(s[i, j] >= thr)
+    return pred
+
+
+_MULCON_FN = {"OP": M.op, "OR": M.or_, "OF1": M.of1, "CP": M.cp, "CR": M.cr, "CF1": M.cf1}
+
+
+@SETTINGS
+@given(data=multilabel(), thr=st.sampled_from([0.3, 0.5, 0.7]), k=st.integers(1, 3))
+def test_paper_mulcon_set_matches_mlgcn_meter(data, thr, k):
+    y, s = data
+    ref = _mlgcn_meter(y, (s >= thr).astype(int))
+    for name, fn in _MULCON_FN.items():
+        assert _close(fn(y, s, thr), ref[name]), (name, fn(y, s, thr), ref[name])
+    k = min(k, y.shape[1])
+    ref_k = _mlgcn_meter(y, _topk_then_threshold(s, k, thr))
+    for name, fn in _MULCON_FN.items():
+        assert _close(fn(y, s, thr, top_k=k), ref_k[name]), (name, k)
+    # evaluate() (default convention "paper") gives the same numbers at a one-value grid
+    ev = M.evaluate(y, s, "paper", thresholds=[thr], metrics=[*_MULCON_FN, *(f"{n}_top{k}" for n in _MULCON_FN)])
+    for name in _MULCON_FN:
+        assert _close(ev.values[name], ref[name]) and _close(ev.values[f"{name}_top{k}"], ref_k[name])
+
+
+def test_op_of1_never_predicted_class_issue_example():
+    # issue 14: a class never predicted -> ML-GCN sets Np = 1: OP 2/3, OF1 0.8; scikit-learn 1.0/1.0
+    y, s = [[1, 0], [1, 0]], [[0.9, 0.1], [0.8, 0.2]]
+    assert M.op(y, s) == pytest.approx(2 / 3) and M.of1(y, s) == pytest.approx(0.8)
+    assert M.op(y, s, convention="sklearn") == 1.0 and M.of1(y, s, convention="sklearn") == 1.0
+    assert M.op(y, s, convention="sklearn") == _sk(
+        skm.precision_score, np.array(y), (np.array(s) >= 0.5).astype(int), average="micro"
+    )
+
+
+def test_cf1_of1_nothing_correct_nan_vs_zero():
+    y, s = [[1, 0], [0, 1]], [[0.1, 0.9], [0.8, 0.2]]  # every prediction wrong
+    for fn in (M.cf1, M.of1):
+        assert np.isnan(fn(y, s))  # ML-GCN: 0 / 0
+        assert fn(y, s, convention="sklearn") == 0.0
+        assert fn(y, s, convention="sklearn", zero_division=np.nan) == 0.0
+    # evaluate() skips the nan thresholds when choosing, and reports nan if every one is nan
+    ev = M.evaluate(y, s, "paper", metrics=["CF1", "OF1"], thresholds=[0.5, 0.05])
+    assert ev.values["OF1"] == pytest.approx(M.of1(y, s, 0.05)) and ev.thresholds["OF1"] == 0.05
+    ev = M.evaluate(y, s, "paper", metrics=["CF1"], thresholds=[0.5])
+    assert np.isnan(ev.values["CF1"]) and ev.thresholds["CF1"] is None
+
+
+# ----------------------------------------------------------------------------------------------
+# float32 threshold comparison and tie orders
+# ----------------------------------------------------------------------------------------------
+
+
+def test_float32_scores_compared_in_float32():
+    s32 = np.array([[np.float32(0.7), np.float32(0.2)]], dtype=np.float32)
+    y = np.array([[1, 0]])
+    # the authors: float32 array >= Python float -> compared in float32 -> 0.7f counts
+    assert bool((s32 >= 0.7)[0, 0]) is True
+    assert M.micro_f1(y, s32, 0.7) == 1.0
+    assert M.micro_f1(y, torch.from_numpy(s32), 0.7) == 1.0
+    # the same value held in float64 is below 0.7
+    s64 = s32.astype(np.float64)
+    assert s64[0, 0] < 0.7 and M.micro_f1(y, s64, 0.7) == 0.0
+    # evaluate(): the grid value 0.7 (i / 10) is rounded to float32 the same way
+    ev = M.evaluate(y, s32, "paper", metrics=["micro_f1"], thresholds=[0.7, 0.8])
+    assert ev.values["micro_f1"] == 1.0 and ev.thresholds["micro_f1"] == 0.7
+
+
+@SETTINGS
+@given(data=multilabel(), zd=st.sampled_from([0.0, 1.0]))
+def test_float32_grid_matches_the_authors_comparison(data, zd):
+    y, s = data
+    s32 = s.astype(np.float32)  # exact grid values included (scores drawn from i / 10)
+    for i in range(1, 10):
+        t = i / 10.0
+        pred = (s32 >= t).astype(int)  # numpy >= 2: compared in float32, as the authors' code
+        expect = _sk(skm.f1_score, y, pred, average="micro", zero_division=zd)
+        assert _close(M.micro_f1(y, s32, t, zero_division=zd), expect)
+        assert _close(M.macro_f1(y, s32, t), _authors_macro_f1(y, pred))
+        assert _close(M.example_f1(y, s32, t), _authors_example_f1(y, pred))
+
+
+def test_precision_at_k_ties_stable_higher_index_any_width():
+    # 40 tied labels (beyond the 16 where old numpy's insertion sort made argsort stable)
+    n_labels = 40
+    s = np.full((3, n_labels), 0.5)
+    y = np.zeros((3, n_labels), dtype=int)
+    y[0, n_labels - 1] = 1  # the highest index wins the tie: counted
+    y[1, 0] = 1  # the lowest index loses it: not counted
+    y[2, [n_labels - 1, n_labels - 2, 0]] = 1
+    assert M.precision_at_k(y, s, 1) == pytest.approx((1 + 0 + 1) / 3)
+    assert M.precision_at_k(y, s, 2) == pytest.approx((1 + 0 + 2) / 6)
+    # the same rule in the MulCon top-k variants (plain top-k, no threshold)
+    assert M.op(y, s, None, top_k=1, convention="sklearn") == pytest.approx(2 / 3)
+    # and the stable re-statement agrees on random tied data of every width
+    rng = np.random.default_rng(0)
+    for n_labels in (3, 16, 17, 64):
+        s = rng.integers(0, 3, size=(50, n_labels)) / 2.0
+        y = (rng.random((50, n_labels)) < 0.3).astype(int)
+        for k in (1, 3):
+            assert M.precision_at_k(y, s, k) == pytest.approx(_authors_p_at_k(y, s, k), abs=1e-15)
+
+
+# ----------------------------------------------------------------------------------------------
+# one default convention everywhere
+# ----------------------------------------------------------------------------------------------
+
+
+def test_functions_and_evaluate_share_the_default_convention():
+    import inspect
+
+    for fn in (M.example_f1, M.micro_f1, M.macro_f1, M.cp, M.cr, M.cf1, M.op, M.or_, M.of1, M.evaluate, M.evaluate_both):
+        assert inspect.signature(fn).parameters["convention"].default == "paper", fn.__name__
+    # on data where the conventions differ, a one-value grid in evaluate() equals the functions
+    y = np.array([[1, 1, 0], [0, 0, 0], [1, 0, 0]])  # an empty sample, a label without positives
+    s = np.array([[0.9, 0.2, 0.1], [0.1, 0.2, 0.3], [0.8, 0.3, 0.2]])
+    fns = {"example_f1": M.example_f1, "macro_f1": M.macro_f1, "OP": M.op, "OF1": M.of1, "CR": M.cr}
+    ev = M.evaluate(y, s, "paper", thresholds=[0.5], metrics=list(fns))
+    for name, fn in fns.items():
+        assert _close(ev.values[name], fn(y, s, 0.5)), name
+    assert ev.values["example_f1"] != M.example_f1(y, s, convention="sklearn")
+    assert ev.values["OP"] != M.op(y, s, convention="sklearn")
