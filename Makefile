@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
+# `make book` renders the committed full executions (book/executed/, no re-execution);
+# `make book PROFILE=smoke|full` re-executes every chapter first, then renders those executions.
+BOOK_EXECUTES := $(if $(PROFILE),yes,)
 PROFILE ?= smoke
 EXTRAS ?= book,text,dev
 MATHJAX := _build/npm/node_modules/mathjax/es5/tex-chtml.js
@@ -47,13 +50,23 @@ reproduce: install
 	$(call time_step,mlcl reproduce --profile $(PROFILE),$(VENV)/bin/mlcl reproduce --profile $(PROFILE))
 
 book: install mathjax
+ifeq ($(BOOK_EXECUTES),yes)
 	$(call time_step,mlcl reproduce --profile $(PROFILE),$(VENV)/bin/mlcl reproduce --profile $(PROFILE))
-	$(call time_step,mlcl book,$(VENV)/bin/mlcl book)
+	$(call time_step,mlcl book --from build,$(VENV)/bin/mlcl book --from build)
+else
+	$(call time_step,mlcl book (committed executions),$(VENV)/bin/mlcl book)
+endif
 	@$(MAKE) --no-print-directory timings
 	@echo "Open file://$(abspath _build/html/index.html)"
 
 full:
 	$(MAKE) book PROFILE=full
+
+# On one GPU, < 8 min: unit tests on cuda, every chapter (smoke, --device cuda), the CUDA benchmark
+# rows -> results/gpu/summary.json. Refuses in one line without CUDA; `--dry-run` lists the steps.
+.PHONY: gpu-check
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py
 
 timings:
 	@echo; echo "step timings (seconds)"; printf '%-40s %9s  %s\n' step seconds status; \

@@ -1,10 +1,27 @@
-"""The ``mlcl`` command line: ``reproduce``, ``book``, ``data list``."""
+"""The ``mlcl`` command line: ``reproduce``, ``book``, ``data list``, ``--version``.
+
+Errors a user can fix (a bad argument, a missing extra, a stale page) are printed as one line
+naming the fix, never as a traceback (set ``MLCL_DEBUG=1`` to see one).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+
+import mlcl
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (the number of seeds), got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (the number of seeds), got {n}")
+    return n
 
 
 def _cmd_reproduce(a: argparse.Namespace) -> int:
@@ -18,15 +35,18 @@ def _cmd_reproduce(a: argparse.Namespace) -> int:
 
 
 def _cmd_book(a: argparse.Namespace) -> int:
-    from mlcl.book import build
+    from mlcl.book import build, write_ipynb_outputs
+    from mlcl.project import work_root
 
-    code, log, secs = build(strict=not a.no_strict)
+    if a.write_ipynb:
+        for p in write_ipynb_outputs(a.source):
+            print(f"wrote outputs into {p}")
+        return 0
+    code, log, secs = build(strict=not a.no_strict, source=a.source)
     tail = "\n".join(log.strip().splitlines()[-25:])
     print(tail)
     if code == 0:
-        from mlcl.reproduce import root_dir
-
-        print(f"\nbook built in {secs:.1f} s: open {root_dir() / '_build' / 'html' / 'index.html'}")
+        print(f"\nbook built in {secs:.1f} s: open {work_root() / '_build' / 'html' / 'index.html'}")
     else:
         print(f"\nbook build FAILED (exit {code}); full log in _build/book.log", file=sys.stderr)
     return code
@@ -52,15 +72,22 @@ def _cmd_data_list(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlcl", description="Contrastive learning for multi-label classification")
+    p.add_argument("--version", action="version", version=f"mlcl {mlcl.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("reproduce", help="execute the notebooks with papermill")
     r.add_argument("--profile", choices=["smoke", "full", "paper-scale"], default="smoke")
-    r.add_argument("--only", nargs="+", metavar="NAME", help="notebooks to run (e.g. 00 01_cgmvae mulsupcon)")
-    r.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the notebook's)")
+    r.add_argument("--only", nargs="+", metavar="NAME",
+                   help="notebooks to run: a name (01_cgmvae, cgmvae) or an unambiguous prefix of >= 2 characters (01)")
+    r.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds, >= 1 (default: the notebook's)")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     r.set_defaults(func=_cmd_reproduce)
-    b = sub.add_parser("book", help="build the book from the executed notebooks (no re-execution)")
+    b = sub.add_parser("book", help="build the book from recorded executions (no re-execution)")
+    b.add_argument("--from", dest="source", choices=["committed", "build"], default="committed",
+                   help="committed: book/executed/ (the full runs, default); build: _build/executed/ "
+                        "(what the last `mlcl reproduce` wrote)")
     b.add_argument("--no-strict", action="store_true", help="do not turn Sphinx warnings into errors")
+    b.add_argument("--write-ipynb", action="store_true",
+                   help="instead of building, write the executions' outputs into notebooks/NN.ipynb (Colab)")
     b.set_defaults(func=_cmd_book)
     d = sub.add_parser("data", help="datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -71,9 +98,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mlcl.project import MlclError
+
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
-    code = args.func(args)
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        print(f"mlcl {args.command}: interrupted (the last good executions are kept)", file=sys.stderr)
+        return 130
+    except Exception as e:  # one line, naming the fix; MLCL_DEBUG=1 shows the traceback
+        if os.environ.get("MLCL_DEBUG"):
+            raise
+        kind = "" if isinstance(e, MlclError) else f"{type(e).__name__}: "
+        print(f"mlcl {args.command}: error: {kind}{e}".splitlines()[0], file=sys.stderr)
+        return 2
     print(f"[mlcl {args.command}: {time.perf_counter() - t0:.1f} s]", file=sys.stderr)
     return code
 

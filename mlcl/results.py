@@ -157,6 +157,11 @@ def save(
 def load(experiment: str, profile: str, root: str | os.PathLike | None = None) -> tuple[dict, pd.DataFrame]:
     """Read one results file: ``(provenance, records DataFrame)``."""
     path = results_dir(root) / profile / f"{experiment}.json"
+    if not path.is_file() and root is None:  # outside a checkout: the committed full results packaged with mlcl
+        from mlcl.project import PACKAGED
+
+        if (PACKAGED / "results" / profile / f"{experiment}.json").is_file():
+            path = PACKAGED / "results" / profile / f"{experiment}.json"
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} does not exist: run `mlcl reproduce --profile {profile}` (or the notebook that "
@@ -198,8 +203,13 @@ def paper_results(paper: str | None = None, table: str | None = None,
     printed; MulCon percentages are fractions.
     """
     path = results_dir(root) / "paper" / "paper_results.csv"
+    if not path.is_file() and root is None:  # outside a checkout: the copy packaged with mlcl
+        from mlcl.project import PACKAGED
+
+        path = PACKAGED / "results" / "paper" / "paper_results.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} missing: it is committed with the repository")
+        raise FileNotFoundError(f"{path} missing: it is committed with the repository and packaged "
+                                "in the wheel (reinstall mlcl)")
     df = pd.read_csv(path)
     if paper is not None:
         df = df[df["paper"] == paper]

@@ -48,11 +48,10 @@ def test_notebook_executes_in_smoke_profile(md, timed):
     assert not errors
 
 
-@pytest.mark.book
-def test_book_builds_without_warnings(repo, timed):
+def _check_book(repo, source):
     from mlcl.book import build
 
-    code, log, _ = build(repo, strict=True)
+    code, log, _ = build(repo, strict=True, source=source)
     tail = "\n".join(log.splitlines()[-40:])
     assert code == 0, f"jupyter-book build -W -n --keep-going failed:\n{tail}"
     html = repo / "_build" / "html"
@@ -65,3 +64,28 @@ def test_book_builds_without_warnings(repo, timed):
     # "[IPKernelApp] WARNING | ..." are not warnings about the book).
     sphinx_warnings = [ln for ln in log.splitlines() if "WARNING:" in ln and "[IPKernelApp]" not in ln]
     assert not sphinx_warnings, "\n".join(sphinx_warnings)
+    status = (html / "book" / "execution_status.html").read_text()
+    for md in NOTEBOOKS:
+        assert md.stem in status, f"{md.stem} missing from the execution-status page"
+    downloads = list((html / "_downloads").rglob("*.json"))
+    assert downloads, "the execution-status page must link (and the site hold) the results JSON files"
+    return html
+
+
+@pytest.mark.book
+def test_book_builds_from_the_smoke_executions(repo, timed):
+    """CI's check: the chapters just executed in `smoke` (above) render with -W."""
+    _check_book(repo, "build")
+
+
+@pytest.mark.book
+@pytest.mark.committed_executions
+def test_book_builds_from_the_committed_full_executions(repo, timed):
+    """The published book: every chapter's committed `full` execution exists, is complete and fresh
+    (its code cells equal the current source's), and renders without re-executing. Deselected in
+    pyproject's addopts until `mlcl reproduce --profile full` has produced book/executed/."""
+    from mlcl.book import rendered_chapters
+
+    chapters = rendered_chapters("committed")  # raises, naming every missing or stale chapter
+    assert {nb.metadata["mlcl"]["profile"] for nb in chapters.values()} == {"full"}
+    _check_book(repo, "committed")

@@ -61,3 +61,24 @@ def test_paper_results_are_the_shared_table(repo, shared_data):
     ms = results.paper_results("MulSupCon", "Table 2")
     yeast = ms[(ms.dataset == "yeast") & (ms.method == "MulSupCon")].set_index("metric")["value"]
     assert yeast["example_f1"] == pytest.approx(0.659)
+
+
+def test_paper_results_come_from_the_package_outside_a_checkout(tmp_path, monkeypatch, repo):
+    """An installed wheel has no results/paper/ beside it: the packaged copy is read instead."""
+    import shutil
+
+    from mlcl import project
+
+    packaged = tmp_path / "pkg"
+    (packaged / "results" / "paper").mkdir(parents=True)
+    shutil.copy2(repo / "results" / "paper" / "paper_results.csv", packaged / "results" / "paper")
+    monkeypatch.setattr(project, "PACKAGED", packaged)
+    monkeypatch.setenv("MLCL_RESULTS", str(tmp_path / "empty"))  # a working directory without results/
+    df = results.paper_results()
+    pd.testing.assert_frame_equal(df, pd.read_csv(repo / "results" / "paper" / "paper_results.csv"))
+    (packaged / "results" / "full").mkdir()
+    results.save("demo", _recs(), profile="full", seeds=[0, 1], wall_seconds=1.0, root=packaged / "results")
+    assert len(results.load_records("demo", "full")) == len(_recs()), "committed full results travel too"
+    monkeypatch.setattr(project, "PACKAGED", tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="packaged in the wheel"):
+        results.paper_results()
