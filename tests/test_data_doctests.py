@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["__init__", "base", "registry", "torch_utils", "arff", "yeast", "digits", "mulan", "reuters",
+MODULES = ["__init__", "base", "registry", "store", "torch_utils", "arff", "yeast", "digits", "mulan", "reuters",
            "formats", "textcsv", "images", "download"]
 
 

@@ -20,16 +20,18 @@ FIX = Path(__file__).parent / "fixtures"
 
 
 def test_arff_dense_fixture():
-    a = read_arff(FIX / "tiny_dense.arff")
+    with pytest.raises(ValueError, match=r"tiny_dense\.arff: 1 feature values are missing.*allow_nonfinite"):
+        read_arff(FIX / "tiny_dense.arff")  # its '?' is refused unless asked for
+    a = read_arff(FIX / "tiny_dense.arff", allow_nonfinite=True)
     assert a.relation == "tiny: -C -3" and not a.sparse
     assert a.feature_names == ["f1", "f 2", "colour"] and a.label_names == ["lab_a", "lab_b", "lab_c"]
     np.testing.assert_array_equal(a.Y, [[1, 0, 0], [0, 1, 1], [0, 0, 0]])
     assert a.X.dtype == np.float32 and a.X[0].tolist() == [0.5, 1.0, 0.0]
     assert np.isnan(a.X[1, 1]) and a.X[1, 2] == 2.0 and a.X[2, 2] == 1.0  # nominal -> index
-    by_name = read_arff(FIX / "tiny_dense.arff", label_names=["lab_c", "lab_a"])
+    by_name = read_arff(FIX / "tiny_dense.arff", label_names=["lab_c", "lab_a"], allow_nonfinite=True)
     np.testing.assert_array_equal(by_name.Y, [[0, 1], [1, 0], [0, 0]])
     assert by_name.feature_names == ["f1", "f 2", "colour", "lab_b"]
-    by_count = read_arff(FIX / "tiny_dense.arff", n_labels=2)
+    by_count = read_arff(FIX / "tiny_dense.arff", n_labels=2, allow_nonfinite=True)
     assert by_count.label_names == ["lab_b", "lab_c"]
 
 
@@ -50,12 +52,13 @@ def test_mulan_arff_dir_with_xml(tmp_path):
     for s in ("train", "test"):
         shutil.copy(FIX / "tiny_dense.arff", d / f"tiny-{s}.arff")
     shutil.copy(FIX / "tiny_labels.xml", d / "tiny.xml")
-    ds = load_mulan_arff(d, "tiny")
+    ds = load_mulan_arff(d, "tiny", allow_nonfinite=True)
     assert ds.label_names == ["lab_a", "lab_c"] and "lab_b" in ds.feature_names
     assert ds.card()["n_empty"] == 2  # one empty row in each of train and test
-    ds = load_dataset("mulan:tiny", root=tmp_path, n_labels=3)
+    ds = load_dataset("mulan:tiny", root=tmp_path, n_labels=3, allow_nonfinite=True)
     assert ds.label_names == ["lab_a", "lab_b", "lab_c"] and ds.card()["n_empty"] == 2
-    assert load_dataset("mulan:tiny", root=tmp_path, n_labels=3, drop_empty=True).card()["n_empty"] == 0
+    assert load_dataset("mulan:tiny", root=tmp_path, n_labels=3, drop_empty=True,
+                        allow_nonfinite=True).card()["n_empty"] == 0
     with pytest.raises(FileNotFoundError, match="ARFF"):
         load_dataset("mulan:nothere", root=tmp_path)
 
@@ -97,8 +100,30 @@ def test_openml_offline(monkeypatch, tmp_path, values):
     assert ds.label_names[0] == "Beach" and ds.train.Y.dtype == np.uint8
     assert set(np.unique(ds.train.Y)) <= {0, 1}
     assert "OpenML data_id=40595" in ds.provenance.source and ds.provenance.checksum == "abc"
-    # "auto" falls back to OpenML when the ARFF files are absent
-    assert load_dataset("scene", root=tmp_path).provenance.source.startswith("OpenML")
+    # "auto" never falls back to OpenML's random split: Mulan's split (from MLCL_DATA or the
+    # packaged copy), whatever root says
+    auto = load_dataset("scene", root=tmp_path)
+    assert auto.provenance.source.startswith("Mulan ARFF") and (len(auto.train), len(auto.test)) == (1211, 1196)
+
+
+def test_no_silent_switch_to_openml(monkeypatch, tmp_path):
+    # Mulan's files nowhere (slim install, empty cache): a clear error, OpenML is never called
+    import sklearn.datasets
+
+    import mlcl.data.store as store
+
+    def forbidden(**kw):
+        raise AssertionError("fetch_openml must not be called")
+
+    monkeypatch.setattr(sklearn.datasets, "fetch_openml", forbidden)
+    monkeypatch.delenv("MLCL_DATA")
+    monkeypatch.setenv("MLCL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(store, "is_packaged", lambda *a: False)
+    for name in ("scene", "emotions"):
+        with pytest.raises(FileNotFoundError, match=rf"{name}-train\.arff.*source='openml' gives a different, random split"):
+            load_dataset(name, root=tmp_path)
+    with pytest.raises(ValueError, match="source must be"):
+        load_dataset("scene", source="random")
 
 
 def test_openml_bad_labels_and_no_network(monkeypatch):

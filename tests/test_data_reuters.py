@@ -75,6 +75,29 @@ def test_cache_roundtrip(shared_data, tmp_path, monkeypatch):
     assert a.train.X == b.train.X and np.array_equal(a.test.Y, b.test.Y)
 
 
-def test_missing_files_message(tmp_path):
-    with pytest.raises(FileNotFoundError, match="download=True"):
-        load_dataset("reuters21578", root=tmp_path)
+def test_missing_files_message(tmp_path, monkeypatch):
+    # nothing local, nothing packaged (a slim install), downloads refused: say where we looked
+    import mlcl.data.store as store
+
+    monkeypatch.delenv("MLCL_DATA")
+    monkeypatch.setenv("MLCL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(store, "is_packaged", lambda *a: False)
+    with pytest.raises(FileNotFoundError, match=r"(?s)reut2-000.sgm.*root: .*MLCL_DATA/reuters21578"):
+        load_dataset("reuters21578", root=tmp_path, download=False)
+
+
+def test_truncated_sgm_is_refused(shared_data, tmp_path):
+    from mlcl.data.reuters import read_sgm
+
+    src = (shared_data / "reuters21578" / "reut2-003.sgm").read_bytes()
+    cut = src[: src.index(b"</REUTERS>", len(src) // 2)]  # stops inside a document
+    (tmp_path / "reut2-003.sgm").write_bytes(cut)
+    with pytest.raises(ValueError, match=r"reut2-003\.sgm: \d+ <REUTERS> documents opened, \d+ complete"):
+        read_sgm(tmp_path / "reut2-003.sgm")
+    whole = cut[: cut.rindex(b"<REUTERS ")]  # cut at a document boundary: the count catches it
+    (tmp_path / "reut2-003.sgm").write_bytes(whole)
+    with pytest.raises(ValueError, match=r"reut2-003\.sgm: \d+ documents, expected 1000"):
+        read_sgm(tmp_path / "reut2-003.sgm")
+    (tmp_path / "reut2-003.sgm").write_text("<!DOCTYPE html><html>503</html>")
+    with pytest.raises(ValueError, match="HTML page"):
+        read_sgm(tmp_path / "reut2-003.sgm")

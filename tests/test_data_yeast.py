@@ -1,4 +1,4 @@
-"""Yeast: river's embedded copy, Mulan split, MulSupCon validation rows and exact HDF5 split."""
+"""Yeast: Mulan's shipped copy, Mulan split, MulSupCon validation rows and exact HDF5 split."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from mlcl.data import MultiLabelDataset, load_dataset, make_dataloader
 from mlcl.data.arff import read_arff
 from mlcl.data.formats import read_mulsupcon_hdf5
-from mlcl.data.yeast import derive_mulsupcon_split, mulsupcon_split, river_yeast_path
+from mlcl.data.yeast import derive_mulsupcon_split, mulsupcon_split
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,6 @@ def yeast() -> MultiLabelDataset:
 
 
 def test_yeast_shapes_types(yeast):
-    assert river_yeast_path().exists()
     assert (len(yeast.train), len(yeast.validation), len(yeast.test)) == (1200, 300, 917)
     for s in yeast.splits.values():
         assert s.X.dtype == np.float32 and s.X.shape[1] == 103
@@ -28,7 +27,7 @@ def test_yeast_shapes_types(yeast):
     assert yeast.label_names == [f"Class{i}" for i in range(1, 15)]
     assert yeast.feature_names[0] == "Att1" and len(yeast.feature_names) == 103
     p = yeast.provenance
-    assert p.checksum.startswith("sha256:") and p.version.startswith("river==") and p.licence
+    assert p.checksum.startswith("sha256:") and p.version == "Mulan" and p.licence
 
 
 def test_yeast_equals_mulan_arff(yeast, shared_data):
@@ -57,7 +56,7 @@ def test_committed_split_file_matches_derivation(shared_data):
     assert committed["validation"] == src["val_idx_in_mulan_train"]
 
 
-@pytest.mark.parametrize("source", ["hdf5", "river"])
+@pytest.mark.parametrize("source", ["hdf5", "mulan"])
 def test_yeast_mulsupcon_exact(shared_data, source):
     ds = load_dataset("yeast-mulsupcon", root=shared_data, source=source)
     d = shared_data / "mulsupcon_yeast"
@@ -67,6 +66,12 @@ def test_yeast_mulsupcon_exact(shared_data, source):
         np.testing.assert_array_equal(ds[split].Y, Y)
     perm = json.loads((d / "split_indices.json").read_text())["label_perm_hdf5_col_to_mulan_class"]
     assert ds.label_names == [f"Class{c}" for c in perm]
+    assert ("hdf5" in ds.provenance.source) == (source == "hdf5")
+
+
+def test_yeast_mulsupcon_bad_source():
+    with pytest.raises(ValueError, match="'auto', 'hdf5' or 'mulan'"):
+        load_dataset("yeast-mulsupcon", source="river")
 
 
 def test_yeast_card(yeast):

@@ -3,8 +3,10 @@
 ``load_dataset(name, root=None, **options)`` returns a :class:`MultiLabelDataset` with
 ``train`` / ``validation`` / ``test`` splits (``X``, ``Y`` multi-hot), ``label_names``,
 ``feature_names``, ``provenance``, ``card()``, and torch adapters. ``list_datasets()`` says where
-each dataset comes from and whether it is available offline. The data root is ``root=``, else
-``$MLCL_DATA``, else ``platformdirs.user_cache_dir("mlcl")``.
+each dataset comes from and whether it is available offline. Files are looked up in ``root=``,
+then ``$MLCL_DATA``, then the user cache, then the copy shipped with mlcl (Mulan scene / emotions /
+yeast, MulSupCon's yeast split, Reuters-21578), then a verified download; every shipped file is
+checked against its pinned sha256 wherever it is found (:mod:`mlcl.data.store`).
 
 Example
 -------
@@ -17,6 +19,7 @@ MultiLabelDataset('yeast', train=1200, validation=300, test=917, labels=14, kind
 
 from .base import MultiLabelDataset, Provenance, Split, label_stats
 from .registry import DatasetInfo, data_root, get_info, list_datasets, load_dataset, register
+from .store import DataIntegrityError
 
 
 def __getattr__(name: str):  # torch is imported lazily (only the adapters need it)
@@ -28,6 +31,7 @@ def __getattr__(name: str):  # torch is imported lazily (only the adapters need 
 
 
 __all__ = [
+    "DataIntegrityError",
     "DatasetInfo",
     "MultiLabelDataset",
     "Provenance",

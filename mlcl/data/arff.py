@@ -64,13 +64,48 @@ def _split_values(line: str) -> list[str]:
     return out
 
 
-def read_arff(path: str | Path, n_labels: int | None = None,
-              label_names: list[str] | None = None) -> ArffData:
-    """Read a dense or sparse multi-label ARFF file.
+def sniff_text_file(path: str | Path, kind: str) -> None:
+    """Raise a ``ValueError`` naming ``path`` when it is empty, binary or an HTML page.
 
-    Numeric attributes become floats (``?`` → NaN); nominal attributes become their value when
-    numeric (``{0,1}``) or their index in the declared list otherwise. Label attributes must
-    be 0/1.
+    Catches the usual wrong files (a failed download saved as an error page, a compressed file
+    not decompressed) before a parser produces a misleading message.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.arff"); _ = open(p, "w").write("<!DOCTYPE html>")
+    >>> sniff_text_file(p, "ARFF")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...x.arff is an HTML page, not the expected ARFF file (a failed download saved as the file?)
+    """
+    p = Path(path)
+    with open(p, "rb") as f:
+        head = f.read(4096)
+    if not head:
+        raise ValueError(f"{p} is empty (0 bytes), not the expected {kind} file")
+    if head.startswith((b"\xfd7zXZ", b"\x1f\x8b", b"BZh", b"PK\x03\x04")):
+        raise ValueError(f"{p} is compressed, not the expected {kind} text file: decompress it first")
+    if b"\x00" in head:
+        raise ValueError(f"{p} is a binary file, not the expected {kind} text file")
+    low = head.lstrip().lower()
+    if low.startswith((b"<!doctype html", b"<html")) or b"<html" in low[:512]:
+        raise ValueError(f"{p} is an HTML page, not the expected {kind} file (a failed "
+                         "download saved as the file?)")
+
+
+def read_arff(path: str | Path, n_labels: int | None = None,
+              label_names: list[str] | None = None, *, allow_nonfinite: bool = False,
+              expected_rows: int | None = None, expected_features: int | None = None) -> ArffData:
+    """Read a dense or sparse multi-label ARFF file, checking what it reads.
+
+    Numeric attributes become floats; nominal attributes become their value when numeric
+    (``{0,1}``) or their index in the declared list otherwise. Label attributes must be 0/1.
+    Missing (``?``) or non-finite (``nan``, ``inf``) features are an error unless
+    ``allow_nonfinite=True`` (then ``?`` → NaN). The file must have ``@attribute`` lines, an
+    ``@data`` line and at least one row; ``expected_rows`` / ``expected_features`` (the known
+    datasets pass them) catch a file cut at a line boundary or with its data doubled. Every error
+    names the file (and the line).
 
     Example
     -------
@@ -81,27 +116,37 @@ def read_arff(path: str | Path, n_labels: int | None = None,
     >>> d = read_arff(p)
     >>> d.X.tolist(), d.Y.tolist(), d.label_names
     ([[1.5, 0.0], [2.0, 3.0]], [[0, 1], [1, 0]], ['y1', 'y2'])
+    >>> read_arff(p, expected_rows=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...t.arff has 2 data rows, expected 3 (file cut short, or data section doubled?)
     """
     path = Path(path)
+    sniff_text_file(path, "ARFF")
     relation = ""
     names: list[str] = []
     nominal: list[list[str] | None] = []
     rows: list[list[float]] = []
     sparse_seen = False
+    in_data = False
+    lookup: list[dict[str, float] | None] = []
+    n_attr = 0
     with open(path, encoding="utf-8", errors="replace") as f:
-        in_data = False
-        for raw in f:
+        for lineno, raw in enumerate(f, 1):
             line = raw.strip()
             if not line or line[0] == "%":
                 continue
-            if not in_data:
+            if line[0] == "@":
                 low = line.lower()
+                if in_data:
+                    raise ValueError(f"{path}, line {lineno}: {line.split()[0]!r} inside the @data "
+                                     "section (two files concatenated?)")
                 if low.startswith("@relation"):
                     relation = _unquote(line[9:].strip())
                 elif low.startswith("@attribute"):
                     m = _ATTR.match(line)
                     if m is None:
-                        raise ValueError(f"{path}: cannot parse {line!r}")
+                        raise ValueError(f"{path}, line {lineno}: cannot parse {line!r}")
                     names.append(_unquote(m.group(1)))
                     t = m.group(2).strip()
                     if t.startswith("{"):
@@ -109,36 +154,69 @@ def read_arff(path: str | Path, n_labels: int | None = None,
                     else:
                         nominal.append(None)
                 elif low.startswith("@data"):
+                    if not names:
+                        raise ValueError(f"{path}: @data before any @attribute line")
                     in_data = True
                     lookup = [_nominal_map(v) for v in nominal]
                     n_attr = len(names)
                 continue
-            if line[0] == "{":
-                sparse_seen = True
-                row = [0.0] * n_attr
-                for i, m in enumerate(lookup):  # omitted nominal = first declared value
-                    if m is not None:
-                        row[i] = m[nominal[i][0]]  # type: ignore[index]
-                body = line[1:line.rindex("}")].strip()
-                if body:
-                    for item in _split_values(body):
-                        k, v = item.strip().split(None, 1)
-                        j = int(k)
-                        row[j] = _convert(v.strip(), lookup[j])
-                rows.append(row)
-            else:
-                vals = _split_values(line)
-                if len(vals) != n_attr:
-                    raise ValueError(f"{path}: row {len(rows)} has {len(vals)} values, expected {n_attr}")
-                rows.append([_convert(v.strip(), lookup[j]) for j, v in enumerate(vals)])
+            if not in_data:
+                raise ValueError(f"{path}, line {lineno}: unexpected text in the header: "
+                                 f"{line[:60]!r} (not an ARFF file?)")
+            try:
+                if line[0] == "{":
+                    sparse_seen = True
+                    row = [0.0] * n_attr
+                    for i, m in enumerate(lookup):  # omitted nominal = first declared value
+                        if m is not None:
+                            row[i] = m[nominal[i][0]]  # type: ignore[index]
+                    if "}" not in line:
+                        raise ValueError("sparse row without closing '}' (file cut?)")
+                    body = line[1:line.rindex("}")].strip()
+                    if body:
+                        for item in _split_values(body):
+                            k, v = item.strip().split(None, 1)
+                            j = int(k)
+                            if not 0 <= j < n_attr:
+                                raise ValueError(f"attribute index {j} out of range 0..{n_attr - 1}")
+                            row[j] = _convert(v.strip(), lookup[j])
+                    rows.append(row)
+                else:
+                    vals = _split_values(line)
+                    if len(vals) != n_attr:
+                        raise ValueError(f"{len(vals)} values, expected {n_attr} (line cut?)")
+                    rows.append([_convert(v.strip(), lookup[j]) for j, v in enumerate(vals)])
+            except ValueError as e:
+                raise ValueError(f"{path}, line {lineno} (data row {len(rows)}): {e}") from None
+    if not names:
+        raise ValueError(f"{path}: no @attribute lines: not an ARFF file")
+    if not in_data:
+        raise ValueError(f"{path}: no @data line: the header is cut short or the data section is "
+                         "missing")
+    if not rows:
+        raise ValueError(f"{path}: the @data section has no rows")
+    if expected_rows is not None and len(rows) != expected_rows:
+        raise ValueError(f"{path} has {len(rows)} data rows, expected {expected_rows} (file cut "
+                         "short, or data section doubled?)")
     A = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
     lab_idx = _label_indices(path, relation, names, n_labels, label_names)
     feat_idx = [i for i in range(len(names)) if i not in set(lab_idx)]
+    if expected_features is not None and len(feat_idx) != expected_features:
+        raise ValueError(f"{path} has {len(feat_idx)} feature attributes, expected "
+                         f"{expected_features}")
     Y = A[:, lab_idx]
     if Y.size and not np.isin(Y, (0.0, 1.0)).all():
         bad = [names[lab_idx[j]] for j in np.flatnonzero(~np.isin(Y, (0.0, 1.0)).all(0))]
-        raise ValueError(f"{path}: label attributes {bad[:5]} are not 0/1")
-    return ArffData(relation, A[:, feat_idx].astype(np.float32), Y.astype(np.uint8),
+        raise ValueError(f"{path}: label attributes {bad[:5]} are not 0/1 (missing or other values)")
+    X = A[:, feat_idx]
+    if not allow_nonfinite:
+        bad_at = np.argwhere(~np.isfinite(X))
+        if len(bad_at):
+            r, c = bad_at[0]
+            raise ValueError(f"{path}: {len(bad_at)} feature values are missing or not finite "
+                             f"('?', nan, inf), first in data row {r}, attribute "
+                             f"{names[feat_idx[c]]!r}; pass allow_nonfinite=True to keep them")
+    return ArffData(relation, X.astype(np.float32), Y.astype(np.uint8),
                     [names[i] for i in feat_idx], [names[i] for i in lab_idx], sparse_seen)
 
 

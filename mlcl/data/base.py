@@ -36,8 +36,8 @@ class Provenance:
 
     Example
     -------
-    >>> Provenance(source="river wheel", version="0.26.1", checksum="sha256:...", licence="CC-BY").source
-    'river wheel'
+    >>> Provenance(source="Mulan ARFF", version="Mulan", checksum="sha256:...", licence="research").source
+    'Mulan ARFF'
     """
 
     source: str

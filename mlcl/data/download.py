@@ -2,7 +2,12 @@
 
 Files go to ``<root>/<dataset>/`` where root is ``root=`` / ``$MLCL_DATA`` / the user cache.
 A partial download is written to ``<file>.part`` and renamed only once complete and verified, so
-an interrupted download never leaves a file that looks finished.
+an interrupted download never leaves a file that looks finished. Nothing unverified is trusted
+twice: an existing file is reused only when it matches its pinned sha256 (a mismatch deletes it
+and fetches again); without a pin it is fetched again. Archives are checked end to end (the
+whole compressed stream, so gzip's CRC is read), extracted into a temporary folder, every
+extracted file with a pin is verified, and only then are the files renamed into place. A
+corrupt archive is deleted so that the next try downloads it again. Errors name file and URL.
 
 Example
 -------
@@ -33,6 +38,10 @@ class DownloadError(ConnectionError):
     """The file could not be fetched (no network, HTTP error)."""
 
 
+class ArchiveError(ValueError):
+    """A downloaded archive is corrupt, truncated, not an archive, or lacks expected files."""
+
+
 class LicenceWarning(UserWarning):
     """Reminder that a dataset is for research / non-commercial use only."""
 
@@ -44,11 +53,14 @@ URLOPEN: Callable[..., Any] = urllib.request.urlopen
 def download(url: str, directory: str | Path, filename: str | None = None, sha256: str | None = None,
              name: str = "dataset", licence: str | None = None, progress: bool = True,
              chunk_size: int = 1 << 16) -> Path:
-    """Download ``url`` to ``directory/filename`` (skipped when it exists and verifies).
+    """Download ``url`` to ``directory/filename``.
 
-    Raises :class:`DownloadError` ("dataset X needs URL; or put the files in MLCL_DATA/X") when
-    the URL cannot be opened, :class:`ChecksumError` when the sha256 differs (the bad file is
-    deleted). ``licence`` emits a :class:`LicenceWarning` before downloading.
+    An existing file is reused only when ``sha256`` is given and matches; one that does not match
+    is deleted and fetched again; without ``sha256`` the file is always fetched again (an
+    unverified file is never trusted). Raises :class:`DownloadError` ("dataset X needs URL; or put
+    the files in MLCL_DATA/X") when the URL cannot be opened, :class:`ChecksumError` when the
+    sha256 of the new download differs (it is deleted). ``licence`` emits a
+    :class:`LicenceWarning` before downloading.
 
     Example
     -------
@@ -61,8 +73,10 @@ def download(url: str, directory: str | Path, filename: str | None = None, sha25
     d = Path(directory)
     fn = filename or url.rstrip("/").rsplit("/", 1)[-1] or "download"
     dest = d / fn
-    if dest.exists() and (sha256 is None or _sha256(dest) == sha256):
-        return dest
+    if dest.exists():
+        if sha256 is not None and _sha256(dest) == sha256:
+            return dest
+        dest.unlink()  # unverifiable or failing: never trusted, fetched again
     if licence:
         warnings.warn(f"{name}: {licence}. By downloading you accept its terms.", LicenceWarning,
                       stacklevel=2)
@@ -131,6 +145,65 @@ def _progress(total: int | None, desc: str) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False)
 
 
+_HTML = (b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")
+
+
+def check_archive(archive: str | Path, url: str = "") -> None:
+    """Read the whole archive once, raising :class:`ArchiveError` naming it (and ``url``) when it
+    is an HTML page, not an archive, truncated, or fails its CRC.
+
+    ``tarfile`` stops at the end-of-archive marker and never reads gzip's trailing CRC, so a
+    flipped bit near the end would go unnoticed: the compressed stream is decompressed to its end
+    first.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.tar.gz"); _ = open(p, "w").write("<html>404</html>")
+    >>> check_archive(p, "https://example.org/a.tar.gz")
+    Traceback (most recent call last):
+    ...
+    mlcl.data.download.ArchiveError: ...a.tar.gz (from https://example.org/a.tar.gz) is an HTML page, not an archive...
+    """
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    a = Path(archive)
+    src = f" (from {url})" if url else ""
+    with open(a, "rb") as f:
+        head = f.read(512)
+    if not head:
+        raise ArchiveError(f"{a}{src} is empty")
+    if head.lstrip().lower().startswith(_HTML):
+        raise ArchiveError(f"{a}{src} is an HTML page, not an archive (an error page or a login "
+                           "page?): check the URL, or put the files in place by hand")
+    openers = {b"\x1f\x8b": gzip.open, b"\xfd7zXZ": lzma.open, b"BZh": bz2.open}
+    opener = next((o for m, o in openers.items() if head.startswith(m)), None)
+    try:
+        if opener is not None:
+            with opener(a, "rb") as g:
+                while g.read(1 << 20):
+                    pass
+        if zipfile.is_zipfile(a):
+            with zipfile.ZipFile(a) as z:
+                bad = z.testzip()
+            if bad is not None:
+                raise ArchiveError(f"{a}{src}: member {bad!r} fails its CRC")
+        elif tarfile.is_tarfile(a):
+            with tarfile.open(a) as t:
+                for _m in t:  # reads every member header to the end marker
+                    pass
+        else:
+            raise ArchiveError(f"{a}{src} is neither a zip nor a tar archive")
+    except ArchiveError:
+        raise
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, zlib.error,
+            ValueError) as e:
+        raise ArchiveError(f"{a}{src} is corrupt or truncated ({type(e).__name__}: {e})") from e
+
+
 def extract(archive: str | Path, directory: str | Path) -> Path:
     """Extract a ``.tar(.gz)`` or ``.zip`` archive into ``directory`` (refusing unsafe paths).
 
@@ -163,18 +236,55 @@ def extract(archive: str | Path, directory: str | Path) -> Path:
 
 def download_and_extract(url: str, directory: str | Path, sha256: str | None = None,
                          name: str = "dataset", licence: str | None = None,
-                         progress: bool = True, keep_archive: bool = False) -> Path:
-    """:func:`download` an archive into ``directory`` and extract it there.
+                         progress: bool = True, keep_archive: bool = False,
+                         files: dict[str, str] | None = None) -> Path:
+    """:func:`download` an archive, check it, extract it into a temporary folder, verify, and
+    only then move the extracted files into ``directory``.
+
+    ``sha256`` pins the archive; ``files`` (name → sha256, paths relative to the archive root)
+    pins extracted files, for archives that cannot be pinned: each must be present and match.
+    Any failure deletes the archive and the temporary folder and raises
+    :class:`ArchiveError` / :class:`ChecksumError` naming the file and ``url``; ``directory`` is
+    left as it was.
 
     Example
     -------
     >>> download_and_extract("https://kdd.ics.uci.edu/databases/reuters21578/reuters21578.tar.gz",
     ...                      "/tmp/data/reuters21578", name="reuters21578")  # doctest: +SKIP
     """
+    import tempfile
+
     d = Path(directory)
-    tmp = d.with_name(d.name + ".download")
-    arc = download(url, tmp, sha256=sha256, name=name, licence=licence, progress=progress)
-    extract(arc, d)
-    if not keep_archive:
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.download-", dir=d.parent))
+    try:
+        arc = download(url, tmp / "archive", filename=url.rstrip("/").rsplit("/", 1)[-1] or None,
+                       sha256=sha256, name=name, licence=licence, progress=progress)
+        check_archive(arc, url)
+        out = tmp / "extracted"
+        try:
+            extract(arc, out)
+        except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as e:
+            raise ArchiveError(f"{arc} (from {url}) cannot be extracted: {e}") from e
+        for rel, want in (files or {}).items():
+            p = out / rel
+            if not p.is_file():
+                raise ArchiveError(f"{arc} (from {url}) lacks {rel}: not the expected archive")
+            got = _sha256(p)
+            if got != want:
+                raise ChecksumError(f"dataset {name}: {rel} extracted from {url} has sha256 "
+                                    f"{got[:12]}..., expected {want[:12]}...: the archive is "
+                                    "corrupt or another version; it was deleted, retry")
+        d.mkdir(parents=True, exist_ok=True)
+        for p in sorted(out.rglob("*")):  # verified: move into place (one rename per file)
+            target = d / p.relative_to(out)
+            if p.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(p, target)
+        if keep_archive:
+            os.replace(arc, d / arc.name)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return d

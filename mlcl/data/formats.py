@@ -22,8 +22,12 @@ import numpy as np
 from .base import MultiLabelDataset, Provenance, Split, sha256_file
 
 
-def read_mulsupcon_hdf5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+def read_mulsupcon_hdf5(path: str | Path, *, allow_nonfinite: bool = False,
+                       expected_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(X float32, Y uint8)`` from one MulSupCon HDF5 file (datasets ``feature``, ``target``).
+
+    Checks: an HDF5 file, both datasets 2-D with the same number of rows (``expected_rows`` when
+    given), ``target`` 0/1, ``feature`` finite unless ``allow_nonfinite``. Errors name the file.
 
     Example
     -------
@@ -33,13 +37,28 @@ def read_mulsupcon_hdf5(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """
     import h5py
 
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise ValueError(f"{path} is not a readable HDF5 file ({e}): truncated or not HDF5?") from e
+    with f:
         if "feature" not in f or "target" not in f:
             raise ValueError(f"{path}: expected HDF5 datasets 'feature' and 'target', got {list(f)}")
-        X = np.asarray(f["feature"][:], dtype=np.float32)
-        Y = np.asarray(f["target"][:])
-    if set(np.unique(Y).tolist()) - {0, 1}:
+        try:
+            X = np.asarray(f["feature"][:], dtype=np.float32)
+            Y = np.asarray(f["target"][:])
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: cannot read 'feature'/'target' ({e}): file damaged?") from e
+    if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
+        raise ValueError(f"{path}: 'feature' {X.shape} and 'target' {Y.shape} must be 2-D with "
+                         "the same number of rows")
+    if expected_rows is not None and len(X) != expected_rows:
+        raise ValueError(f"{path} has {len(X)} rows, expected {expected_rows}")
+    if Y.size and not np.isin(Y, (0, 1)).all():
         raise ValueError(f"{path}: 'target' is not 0/1")
+    if not allow_nonfinite and not np.isfinite(X).all():
+        raise ValueError(f"{path}: {int((~np.isfinite(X)).sum())} feature values are not finite; "
+                         "pass allow_nonfinite=True to keep them")
     return X, Y.astype(np.uint8)
 
 
@@ -82,7 +101,8 @@ def load_mulsupcon_hdf5(directory: str | Path, name: str,
 
 def load_mpvae_npy(data: str | Path, train_idx: str | Path, val_idx: str | Path | None,
                    test_idx: str | Path, label_dim: int, feat_dim: int | None = None,
-                   meta_offset: int = 0, name: str = "mpvae") -> MultiLabelDataset:
+                   meta_offset: int = 0, name: str = "mpvae",
+                   allow_nonfinite: bool = False) -> MultiLabelDataset:
     """A dataset from the MPVAE / C-GMVAE ``.npy`` format.
 
     ``data`` is an ``(N, meta_offset + label_dim + feat_dim)`` array: meta columns, then labels,
@@ -94,7 +114,10 @@ def load_mpvae_npy(data: str | Path, train_idx: str | Path, val_idx: str | Path 
     ...                     "mirflickr_val_idx.npy", "mirflickr_test_idx.npy",
     ...                     label_dim=38, feat_dim=1000)  # doctest: +SKIP
     """
-    arr = np.load(data, allow_pickle=False)
+    try:
+        arr = np.load(data, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{data} is not a readable .npy array ({e}): truncated or wrong file?") from e
     if arr.ndim != 2:
         raise ValueError(f"{data}: expected a 2-D array, got shape {arr.shape}")
     lab = slice(meta_offset, meta_offset + label_dim)
@@ -109,15 +132,33 @@ def load_mpvae_npy(data: str | Path, train_idx: str | Path, val_idx: str | Path 
         raise ValueError(f"{data}: label columns {lab.start}:{lab.stop} are not 0/1 "
                          "(check meta_offset / label_dim)")
 
+    if not allow_nonfinite and not np.isfinite(arr[:, feat].astype(np.float64)).all():
+        raise ValueError(f"{data}: feature columns {feat.start}:{feat.stop} hold non-finite values; "
+                         "pass allow_nonfinite=True to keep them")
+
     def mk(key: str, idx_path: str | Path | None) -> Split | None:
         if idx_path is None:
             return None
-        idx = np.load(idx_path).astype(np.int64).ravel()
+        try:
+            raw_idx = np.load(idx_path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise ValueError(f"{idx_path} is not a readable .npy index array ({e})") from e
+        if raw_idx.dtype.kind not in "iu" and not (raw_idx.dtype.kind == "f" and
+                                                   np.all(raw_idx == np.round(raw_idx))):
+            raise ValueError(f"{idx_path}: row indices must be integers, got {raw_idx.dtype}")
+        idx = raw_idx.astype(np.int64).ravel()
+        if idx.size and (idx.min() < 0 or idx.max() >= len(arr)):
+            raise ValueError(f"{idx_path}: row indices must lie in 0..{len(arr) - 1} ({data} has "
+                             f"{len(arr)} rows), got {idx.min()}..{idx.max()}")
+        if len(np.unique(idx)) != len(idx):
+            raise ValueError(f"{idx_path}: repeated row indices")
         return Split(key, arr[idx, feat].astype(np.float32), arr[idx, lab].astype(np.uint8),
                      {"row": idx, "meta": arr[idx, :meta_offset]} if meta_offset else {"row": idx})
 
     tr, va, te = mk("train", train_idx), mk("validation", val_idx), mk("test", test_idx)
     assert tr is not None and te is not None
+    if set(tr.meta["row"].tolist()) & set(te.meta["row"].tolist()):
+        raise ValueError(f"{train_idx} and {test_idx} share rows: the split leaks test data")
     prov = Provenance(source=str(data), version="MPVAE npy", checksum=f"sha256:{sha256_file(data)}",
                       licence="see the original dataset's licence",
                       url="https://github.com/JunwenBai/MPVAE")

@@ -1,11 +1,14 @@
 """Mulan / MEKA vector benchmarks (scene, emotions, any ``<name>-{train,test}.arff``) and OpenML.
 
-Local files (Mulan's own train/test split) are read from ``<root>/mulan/<name>-train.arff`` and
-``<root>/mulan/<name>-test.arff``; labels come from the MEKA ``-C`` flag in the relation, from
-``<root>/mulan/<name>.xml`` (Mulan's label file) or from ``n_labels=``.
-Users with internet can instead use OpenML through scikit-learn (``source="openml"``; ids:
-yeast 40597, scene 40595, emotions 40589): OpenML has one table without Mulan's split, so a
-seeded random split (``test_fraction``) is made; labels are converted from OpenML's strings.
+scene and emotions are Mulan's own train/test split, shipped with mlcl (``mlcl/data/_files``) and
+looked up as :mod:`mlcl.data.store` says: ``root`` → ``$MLCL_DATA`` → user cache → packaged copy;
+each file is checked against its pinned sha256 and its known row/column counts. Labels come from
+the MEKA ``-C`` flag in the relation, from ``<dir>/<name>.xml`` (Mulan's label file) or from
+``n_labels=``.
+
+OpenML (``source="openml"``, through scikit-learn, internet needed; ids: yeast 40597, scene 40595,
+emotions 40589) has one table without Mulan's split, so it gives a seeded *random* split
+(``test_fraction``): a different protocol, used only when asked for by name, never as a fallback.
 
 Neither scene nor emotions has a validation split: ``validation_fraction=0.2`` (say) carves a
 seeded one out of train. Neither has zero-label samples.
@@ -13,9 +16,9 @@ seeded one out of train. Neither has zero-label samples.
 Example
 -------
 >>> from mlcl.data import load_dataset
->>> ds = load_dataset("scene")  # doctest: +SKIP
->>> len(ds.train), len(ds.test), ds.n_features, ds.n_labels  # doctest: +SKIP
-(1211, 1196, 294, 6)
+>>> ds = load_dataset("emotions")
+>>> len(ds.train), len(ds.test), ds.n_features, ds.n_labels
+(391, 202, 72, 6)
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 from .arff import read_arff
 from .base import MultiLabelDataset, Provenance, Split, sha256_files
 from .registry import DatasetInfo, register
+from .store import available, locate, pinned
 
 OPENML_IDS = {"yeast": 40597, "scene": 40595, "emotions": 40589}
 LABELS = {
@@ -63,8 +67,11 @@ def mulan_label_names_from_xml(path: str | Path) -> list[str]:
 
 def load_mulan_arff(directory: str | Path, name: str, n_labels: int | None = None,
                     label_names: list[str] | None = None, validation_fraction: float = 0.0,
-                    seed: int = 0) -> MultiLabelDataset:
+                    seed: int = 0, allow_nonfinite: bool = False) -> MultiLabelDataset:
     """Mulan's split of ``name`` from ``<directory>/<name>-{train,test}.arff``.
+
+    For the datasets mlcl ships (scene, emotions, yeast) the row, feature and label counts of each
+    file are checked against the manifest, so a file cut short or doubled is refused, naming it.
 
     Example
     -------
@@ -78,13 +85,26 @@ def load_mulan_arff(directory: str | Path, name: str, n_labels: int | None = Non
         if not p.exists():
             raise FileNotFoundError(
                 f"{p} not found: dataset {name!r} needs Mulan's ARFF files ({MULAN_URL}); put "
-                f"{name}-train.arff and {name}-test.arff in {d}, or use source='openml'")
+                f"{name}-train.arff and {name}-test.arff in {d}")
     if label_names is None and n_labels is None and (d / f"{name}.xml").exists():
         label_names = mulan_label_names_from_xml(d / f"{name}.xml")
-    tr = read_arff(tr_p, n_labels=n_labels, label_names=label_names)
-    te = read_arff(te_p, n_labels=n_labels, label_names=label_names or tr.label_names)
+    known = {p: pinned("mulan", p.name) for p in (tr_p, te_p)}
+    if n_labels is None and label_names is None and known[tr_p]:
+        n_labels = known[tr_p]["labels"]
+
+    def read(p: Path, names: list[str] | None) -> Any:
+        k = known[p] or {}
+        a = read_arff(p, n_labels=None if names else n_labels, label_names=names,
+                      allow_nonfinite=allow_nonfinite, expected_rows=k.get("rows"),
+                      expected_features=k.get("features"))
+        if k and a.Y.shape[1] != k["labels"]:
+            raise ValueError(f"{p} has {a.Y.shape[1]} labels, expected {k['labels']}")
+        return a
+
+    tr = read(tr_p, label_names)
+    te = read(te_p, label_names or tr.label_names)
     if te.feature_names != tr.feature_names:
-        raise ValueError(f"{name}: train and test ARFF attributes differ")
+        raise ValueError(f"{name}: the attributes of {te_p} differ from those of {tr_p}")
     prov = Provenance(source=f"Mulan ARFF {tr_p.name}, {te_p.name} in {d}", version="Mulan",
                       checksum=f"sha256:{sha256_files([tr_p, te_p])}",
                       licence=LICENCES.get(name, "see Mulan's dataset page"), url=MULAN_URL,
@@ -161,28 +181,42 @@ def load_openml(data_id: int, label_names: Sequence[str] | None = None, name: st
     return ds.with_validation(validation_fraction, seed) if validation_fraction > 0 else ds
 
 
+def mulan_files(name: str) -> list[str]:
+    """The two files of Mulan's split of ``name``.
+
+    Example
+    -------
+    >>> mulan_files("scene")
+    ['scene-train.arff', 'scene-test.arff']
+    """
+    return [f"{name}-train.arff", f"{name}-test.arff"]
+
+
 def _mulan_loader(name: str):
     def load(root: Path, source: str = "auto", n_labels: int | None = None,
              validation_fraction: float = 0.0, seed: int = 0,
              test_fraction: float = 0.3) -> MultiLabelDataset:
-        d = Path(root) / "mulan"
-        have = (d / f"{name}-train.arff").exists() and (d / f"{name}-test.arff").exists()
-        if source == "arff" or (source == "auto" and have):
-            return load_mulan_arff(d, name, n_labels=n_labels, validation_fraction=validation_fraction,
-                                   seed=seed)
-        if source in ("openml", "auto") and name in OPENML_IDS:
+        if source in ("auto", "arff", "mulan"):
+            # Mulan's documented split or an error: never a silent switch to a random split.
+            d = locate("mulan", mulan_files(name), root, how_to_get=(
+                f"Put Mulan's {name}-train.arff and {name}-test.arff ({MULAN_URL}) in "
+                f"MLCL_DATA/mulan, or reinstall mlcl (it ships them). source='openml' gives a "
+                "different, random split."))
+            return load_mulan_arff(d, name, n_labels=n_labels,
+                                   validation_fraction=validation_fraction, seed=seed)
+        if source == "openml":
             return load_openml(OPENML_IDS[name], LABELS.get(name), name, root, test_fraction,
                                validation_fraction, seed)
-        raise FileNotFoundError(f"{name}: put {name}-train.arff / {name}-test.arff in {d}")
+        raise ValueError(f"source must be 'auto' (Mulan's split) or 'openml' (random split), "
+                         f"got {source!r}")
 
     return load
 
 
 for _n in ("scene", "emotions"):
     register(DatasetInfo(
-        _n, _mulan_loader(_n), f"Mulan ARFF in MLCL_DATA/mulan (or OpenML {OPENML_IDS[_n]})",
-        "vector",
-        lambda root, n=_n: (Path(root) / "mulan" / f"{n}-train.arff").exists()
-        and (Path(root) / "mulan" / f"{n}-test.arff").exists(),
-        f"MLCL_DATA/mulan/{_n}-{{train,test}}.arff from {MULAN_URL}, or source='openml' "
-        f"(id {OPENML_IDS[_n]})", LICENCES[_n], False, "C-GMVAE" if _n == "scene" else ""))
+        _n, _mulan_loader(_n), "Mulan ARFF, Mulan's train/test split (shipped with mlcl)",
+        "vector", lambda root, n=_n: available("mulan", mulan_files(n), root),
+        f"shipped with mlcl; or MLCL_DATA/mulan/{_n}-{{train,test}}.arff from {MULAN_URL}; "
+        f"source='openml' (id {OPENML_IDS[_n]}) gives a random split instead",
+        LICENCES[_n], False, "C-GMVAE" if _n == "scene" else ""))

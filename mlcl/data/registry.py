@@ -21,7 +21,11 @@ from .base import MultiLabelDataset
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data / cache directory: ``root`` if given, else ``$MLCL_DATA``, else the user cache.
+    """The data / cache directory: ``root`` if given, else ``$MLCL_DATA``, else the user cache
+    (``$MLCL_CACHE``, else ``platformdirs.user_cache_dir("mlcl")``).
+
+    Loaders search further (:mod:`mlcl.data.store`: ``root`` → ``$MLCL_DATA`` → user cache →
+    the copy packaged with mlcl → download); this is where they start and where downloads go.
 
     The layout under it is ``mulan/``, ``mulsupcon_yeast/``, ``reuters21578/``, ``coco/``, ...
     (the layout of ``../shared/data``).
@@ -36,9 +40,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     env = os.environ.get("MLCL_DATA")
     if env:
         return Path(env).expanduser()
-    import platformdirs
+    from .store import user_cache_dir
 
-    return Path(platformdirs.user_cache_dir("mlcl"))
+    return user_cache_dir()
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """Reuters-21578 (text): SGML parser, ModApte split, the 90-category version.
 
-The 22 ``reut2-0NN.sgm`` files are read from ``<root>/reuters21578/`` (or downloaded from the
-UCI KDD archive into the cache with ``download=True``). ModApte: ``LEWISSPLIT="TRAIN"`` /
+The 22 ``reut2-0NN.sgm`` files ship with mlcl; they are looked up as :mod:`mlcl.data.store`
+says (``root`` → ``$MLCL_DATA`` → user cache → packaged copy → the UCI KDD archive, downloaded
+and extracted only when none of those has them), and each is checked against its pinned sha256
+and its document count wherever it is found. ModApte: ``LEWISSPLIT="TRAIN"`` /
 ``"TEST"`` with ``TOPICS="YES"``. The 90 categories are the topics with at least one training
 and one test document; the dataset keeps the documents carrying at least one of them:
 **7,770 train / 3,019 test = 10,789** (the size C-GMVAE's Table 6 gives; NLTK's copy has 7,769
@@ -13,13 +15,13 @@ topic names listed in ``all-topics-strings.lc.txt`` that occur in it.
 
 Parsing takes ~1.2 s; with ``cache=True`` the parsed split is also written to
 ``user_cache_dir("mlcl")/parsed/`` (keyed by the files' sha256) and reloaded in ~0.2 s. Nothing
-is ever written into the data root except by ``download=True``.
+is ever written into the data root except by a download (the last resort).
 
 Example
 -------
 >>> from mlcl.data import load_dataset
->>> ds = load_dataset("reuters21578")  # doctest: +SKIP
->>> len(ds.train), len(ds.test), ds.n_labels  # doctest: +SKIP
+>>> ds = load_dataset("reuters21578")
+>>> len(ds.train), len(ds.test), ds.n_labels
 (7770, 3019, 90)
 """
 
@@ -37,6 +39,7 @@ import numpy as np
 
 from .base import MultiLabelDataset, Provenance, Split, sha256_files
 from .registry import DatasetInfo, register
+from .store import available, locate, pinned
 
 N_FILES = 22
 URL = "https://kdd.ics.uci.edu/databases/reuters21578/reuters21578.tar.gz"
@@ -54,6 +57,9 @@ _TEXT = re.compile(r"<TEXT([^>]*)>(.*?)</TEXT>", re.S)
 _TAG = re.compile(r"<[^>]+>")
 
 
+SGM_NAMES = [f"reut2-{i:03d}.sgm" for i in range(N_FILES)]
+
+
 def sgm_files(directory: str | Path) -> list[Path]:
     """The 22 ``reut2-*.sgm`` files in ``directory`` (raises when some are missing).
 
@@ -63,14 +69,46 @@ def sgm_files(directory: str | Path) -> list[Path]:
     22
     """
     d = Path(directory)
-    files = [d / f"reut2-{i:03d}.sgm" for i in range(N_FILES)]
+    files = [d / n for n in SGM_NAMES]
     missing = [f.name for f in files if not f.exists()]
     if missing:
         raise FileNotFoundError(
             f"Reuters-21578 needs {N_FILES} files reut2-000.sgm..reut2-021.sgm in {d} "
-            f"(missing {missing[:3]}...): load_dataset('reuters21578', download=True) fetches "
-            f"{URL}, or put the files in MLCL_DATA/reuters21578")
+            f"(missing {missing[:3]}...): put the files in MLCL_DATA/reuters21578, or load "
+            f"without root= to use the copy shipped with mlcl (or download {URL})")
     return files
+
+
+def read_sgm(path: str | Path) -> list[dict[str, Any]]:
+    """The documents of one ``.sgm`` file, checked: every ``<REUTERS`` opened is closed, and
+    the known files hold their known number of documents.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.sgm")
+    >>> _ = open(p, "w").write('<REUTERS NEWID="1"><TEXT>a</TEXT></REUTERS><REUTERS NEWID="2">')
+    >>> read_sgm(p)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...x.sgm: 2 <REUTERS> documents opened, 1 complete (file cut short?)
+    """
+    from .arff import sniff_text_file
+
+    p = Path(path)
+    sniff_text_file(p, "SGML")
+    text = p.read_bytes().decode("latin-1")
+    docs = parse_sgm(text)
+    opened = text.count("<REUTERS ")
+    if opened != len(docs):
+        raise ValueError(f"{p}: {opened} <REUTERS> documents opened, {len(docs)} complete (file "
+                         "cut short?)")
+    pin = pinned("reuters21578", p.name)
+    if pin is not None and len(docs) != pin["documents"]:
+        raise ValueError(f"{p}: {len(docs)} documents, expected {pin['documents']}")
+    if not docs:
+        raise ValueError(f"{p}: no <REUTERS> documents: not a Reuters-21578 SGML file")
+    return docs
 
 
 def _clean(s: str) -> str:
@@ -129,7 +167,7 @@ def parse_reuters(directory: str | Path) -> list[dict[str, Any]]:
     """
     docs: list[dict[str, Any]] = []
     for f in sgm_files(directory):
-        docs.extend(parse_sgm(f.read_bytes().decode("latin-1")))
+        docs.extend(read_sgm(f))
     return docs
 
 
@@ -165,18 +203,19 @@ def modapte(docs: list[dict[str, Any]], categories: str = "90") -> dict[str, Any
 
 
 def _cache_file(categories: str) -> Path:
-    import platformdirs
+    from .store import user_cache_dir
 
     name = f"reuters21578_modapte_{categories}.v{CACHE_VERSION}.json.gz"
-    return Path(platformdirs.user_cache_dir("mlcl")) / "parsed" / name
+    return user_cache_dir() / "parsed" / name
 
 
 def load_reuters(root: Path, categories: str = "90", validation_fraction: float = 0.0,
-                 seed: int = 0, download: bool = False, cache: bool = False) -> MultiLabelDataset:
+                 seed: int = 0, download: bool = True, cache: bool = False) -> MultiLabelDataset:
     """Reuters-21578 ModApte (see the module docstring).
 
     ``categories``: ``"90"`` or ``"all"``; ``cache``: see the module docstring;
-    ``download``: fetch the UCI archive into ``<root>/reuters21578`` when the files are missing.
+    ``download``: as a last resort (no local and no packaged copy), fetch the UCI archive into
+    ``<root>/reuters21578``, verifying every extracted file; ``False`` raises instead.
     ``X`` is a list of strings; ``meta["newid"]`` the NEWID of every document.
 
     Example
@@ -185,11 +224,13 @@ def load_reuters(root: Path, categories: str = "90", validation_fraction: float 
     >>> ds.card()["n_labels"], ds.label_names[:3]  # doctest: +SKIP
     (90, ['acq', 'alum', 'barley'])
     """
-    d = Path(root) / "reuters21578"
-    if download and not (d / "reut2-021.sgm").exists():
+    def fetch(target: Path) -> None:
         from .download import download_and_extract
 
-        download_and_extract(URL, d, name="reuters21578", licence=LICENCE)
+        pins = {n: pinned("reuters21578", n)["sha256"] for n in SGM_NAMES}  # type: ignore[index]
+        download_and_extract(URL, target, name="reuters21578", licence=LICENCE, files=pins)
+
+    d = locate("reuters21578", SGM_NAMES, root, fetch=fetch if download else None)
     files = sgm_files(d)
     checksum = sha256_files(files)
     cfile = _cache_file(categories)
@@ -244,7 +285,7 @@ def _atomic_write_json_gz(path: Path, data: Any) -> None:
 
 register(DatasetInfo(
     "reuters21578", lambda root, **kw: load_reuters(root, **kw),
-    "Reuters-21578 SGML (MLCL_DATA/reuters21578, or UCI KDD archive download=True)", "text",
-    lambda root: all((Path(root) / "reuters21578" / f"reut2-{i:03d}.sgm").exists()
-                     for i in range(N_FILES)),
-    f"MLCL_DATA/reuters21578/reut2-*.sgm, or download=True ({URL})", LICENCE, False, "C-GMVAE"))
+    "Reuters-21578 SGML, ModApte (shipped with mlcl)", "text",
+    lambda root: available("reuters21578", SGM_NAMES, root),
+    f"shipped with mlcl; or MLCL_DATA/reuters21578/reut2-*.sgm; last resort: {URL}", LICENCE,
+    False, "C-GMVAE"))

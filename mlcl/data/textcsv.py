@@ -57,12 +57,24 @@ def read_label_csv(path: str | Path, text_column: str | int = 0,
     (['hello, world', 'bye'], array([[1, 0],
            [0, 1]], dtype=uint8), ['a', 'b'])
     """
+    from .arff import sniff_text_file
+
+    sniff_text_file(path, "CSV")
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path}: not a UTF-8 CSV file ({e})") from e
     if not rows:
         raise ValueError(f"{path} is empty")
     header, body = rows[0], rows[1:]
+    if not body:
+        raise ValueError(f"{path} has a header but no rows")
+    ragged = next((i for i, r in enumerate(body) if len(r) != len(header)), None)
+    if ragged is not None:
+        raise ValueError(f"{path}, row {ragged + 2}: {len(body[ragged])} fields, the header has "
+                         f"{len(header)} (file cut short or a bad quote?)")
     ti = header.index(text_column) if isinstance(text_column, str) else int(text_column)
     lab_cols = [i for i in range(len(header)) if i != ti]
     names = [header[i] for i in lab_cols]

@@ -1,14 +1,14 @@
-"""Yeast: the embedded default dataset (from river's wheel) and MulSupCon's exact split.
+"""Yeast: the embedded default dataset (Mulan's ARFF, shipped with mlcl) and MulSupCon's split.
 
-* ``yeast``: river's ``yeast.csv.gz`` (2,417 rows, same order as Mulan's full ``yeast.arff``).
-  Test = rows 0–916 (= Mulan ``yeast-test.arff``), Mulan train = rows 917–2416
-  (= ``yeast-train.arff``), split into MulSupCon's 1,200 train / 300 validation rows
-  (``_files/yeast_mulsupcon_split.json``). Train rows in ascending Mulan order; Mulan label order
-  (``Class1``..``Class14``).
+* ``yeast``: Mulan's ``yeast-test.arff`` (917 rows) and ``yeast-train.arff`` (1,500 rows), found
+  as :mod:`mlcl.data.store` says (``root`` → ``$MLCL_DATA`` → cache → packaged copy) and checked
+  against their pinned sha256. Mulan train is split into MulSupCon's 1,200 train / 300 validation
+  rows (``_files/yeast_mulsupcon_split.json``). Train rows in ascending Mulan order; Mulan label
+  order (``Class1``..``Class14``).
 * ``yeast-mulsupcon``: exactly MulSupCon's ``yeast_official_{train,val,test}.hdf5``: train rows in
   their shuffled order and their permuted label columns. Read from
-  ``<root>/mulsupcon_yeast/*.hdf5`` when present, else rebuilt from river + the index file
-  (identical, tested).
+  ``<root>/mulsupcon_yeast/*.hdf5`` when present (pinned sha256), else rebuilt from Mulan's ARFF +
+  the index file (identical, tested).
 
 Example
 -------
@@ -22,7 +22,6 @@ Example
 
 from __future__ import annotations
 
-import gzip
 import json
 from functools import lru_cache
 from importlib import resources
@@ -31,59 +30,48 @@ from typing import Any
 
 import numpy as np
 
-from .base import MultiLabelDataset, Provenance, Split, sha256_file
+from .base import MultiLabelDataset, Provenance, Split
 from .registry import DatasetInfo, register
+from .store import available, dataset_info, find_local, locate, pinned
 
 N_TEST = 917
 N_TOTAL = 2417
 FEATURES = [f"Att{i}" for i in range(1, 104)]
 LABELS = [f"Class{i}" for i in range(1, 15)]
 SPLIT_FILE = "yeast_mulsupcon_split.json"
-LICENCE = ("Mulan yeast (Elisseeff & Weston 2002), distributed with river (BSD-3) and Mulan; "
-           "free for research use.")
+LICENCE = ("Mulan yeast (Elisseeff & Weston 2001), as distributed by Mulan; free for research "
+           "use (shipped with mlcl, see mlcl/data/_files/NOTICE.txt).")
 MULSUPCON_REPO = "williamzhangsjtu/MulSupCon@42b23028785203123b673b8a28f5391b9d9726be"
 
 
-def river_yeast_path() -> Path:
-    """Path of ``yeast.csv.gz`` inside the installed ``river`` package.
+MULAN_FILES = ["yeast-train.arff", "yeast-test.arff"]
+HDF5_FILES = [f"yeast_official_{s}.hdf5" for s in ("train", "val", "test")]
+
+
+def read_mulan_yeast(root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                              np.ndarray, Provenance]:
+    """Mulan's yeast: ``(X_train, Y_train, X_test, Y_test, provenance)``, X float32 (103), Y uint8
+    (14), from the first verified copy (``root`` → ``$MLCL_DATA`` → cache → packaged).
 
     Example
     -------
-    >>> river_yeast_path().name
-    'yeast.csv.gz'
+    >>> Xtr, Ytr, Xte, Yte, prov = read_mulan_yeast()
+    >>> Xtr.shape, Yte.shape
+    ((1500, 103), (917, 14))
     """
-    import importlib.util
+    from .mulan import load_mulan_arff
 
-    spec = importlib.util.find_spec("river")  # locate without importing river (slow import)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("river is not installed (pip install river)")
-    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "yeast.csv.gz"
-
-
-@lru_cache(maxsize=1)
-def _river_arrays() -> tuple[np.ndarray, np.ndarray, str, str]:
-    path = river_yeast_path()
-    with gzip.open(path, "rt") as f:
-        header = f.readline().strip().split(",")
-        a = np.loadtxt(f, delimiter=",", dtype=np.float64)
-    if header[:103] != FEATURES or header[103:] != LABELS or a.shape != (N_TOTAL, 117):
-        raise RuntimeError(f"unexpected yeast file layout in {path}")
-    from importlib.metadata import version
-
-    return a[:, :103], a[:, 103:].astype(np.uint8), sha256_file(path), version("river")
-
-
-def read_river_yeast() -> tuple[np.ndarray, np.ndarray]:
-    """All 2,417 rows of river's yeast: ``X`` (float64, 103) and ``Y`` (uint8, 14), Mulan order.
-
-    Example
-    -------
-    >>> X, Y = read_river_yeast()
-    >>> X.shape, Y.shape
-    ((2417, 103), (2417, 14))
-    """
-    X, Y, _, _ = _river_arrays()
-    return X.copy(), Y.copy()
+    d = locate("mulan", MULAN_FILES, root, how_to_get=(
+        "Put Mulan's yeast-train.arff and yeast-test.arff in MLCL_DATA/mulan, or reinstall mlcl "
+        "(it ships them)."))
+    ds = load_mulan_arff(d, "yeast")
+    if ds.feature_names != FEATURES or ds.label_names != LABELS:
+        raise ValueError(f"{d}: unexpected yeast attribute names")
+    info = dataset_info("mulan")
+    prov = Provenance(source=f"Mulan ARFF yeast-train.arff, yeast-test.arff in {d}",
+                      version="Mulan", checksum=ds.provenance.checksum, licence=LICENCE,
+                      url=info["url"])
+    return ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, prov
 
 
 # ---------------------------------------------------------------- the committed index file
@@ -112,8 +100,8 @@ def derive_mulsupcon_split(split_indices_json: str | Path) -> dict[str, Any]:
         raise ValueError("label permutation must be a permutation of 1..14")
     return {
         "source": src.get("source", MULSUPCON_REPO),
-        "note": ("Row indices are 0-based positions in Mulan yeast-train.arff (= river rows "
-                 "917..2416). 'train' is in MulSupCon's HDF5 (shuffled) order; 'validation' in "
+        "note": ("Row indices are 0-based positions in Mulan yeast-train.arff (1500 "
+                 "rows). 'train' is in MulSupCon's HDF5 (shuffled) order; 'validation' in "
                  "ascending order. 'label_columns' gives, for MulSupCon's HDF5 column j, the "
                  "0-based Mulan label index (Class{k+1}). Derived by "
                  "mlcl.data.yeast.derive_mulsupcon_split from split_indices.json."),
@@ -139,7 +127,7 @@ def mulsupcon_split() -> dict[str, Any]:
 
 # ---------------------------------------------------------------- loaders
 def load_yeast(root: Path | None = None, validation: str = "mulsupcon") -> MultiLabelDataset:
-    """Yeast from river's wheel with the Mulan test split and MulSupCon's validation rows.
+    """Mulan's yeast (test split as Mulan's) with MulSupCon's validation rows.
 
     ``validation="mulsupcon"`` (default): 1,200 train / 300 validation / 917 test.
     ``validation="none"``: Mulan's 1,500 train / 917 test, no validation split.
@@ -151,9 +139,8 @@ def load_yeast(root: Path | None = None, validation: str = "mulsupcon") -> Multi
     >>> ds.train.meta["mulan_train_row"][:3].tolist()
     [0, 2, 3]
     """
-    X, Y, sha, ver = _river_arrays()
-    test = Split("test", X[:N_TEST], Y[:N_TEST], {"row": np.arange(N_TEST)})
-    Xtr, Ytr = X[N_TEST:], Y[N_TEST:]
+    Xtr, Ytr, Xte, Yte, prov = read_mulan_yeast(root)
+    test = Split("test", Xte, Yte, {"row": np.arange(len(Xte))})
     if validation == "mulsupcon":
         s = mulsupcon_split()
         tr = np.array(sorted(s["train"]))
@@ -165,14 +152,8 @@ def load_yeast(root: Path | None = None, validation: str = "mulsupcon") -> Multi
         val = None
     else:
         raise ValueError("validation must be 'mulsupcon' or 'none'")
-    prov = Provenance(
-        source="river wheel: river/datasets/yeast.csv.gz (Mulan yeast, 2417 rows)",
-        version=f"river=={ver}", checksum=f"sha256:{sha}", licence=LICENCE,
-        url="https://mulan.sourceforge.net/datasets-mlc.html",
-        notes=("test = rows 0-916 (Mulan yeast-test.arff), train = rows 917-2416 "
-               "(Mulan yeast-train.arff); validation = MulSupCon's 300 rows "
-               f"({MULSUPCON_REPO})."),
-    )
+    prov.notes = ("test = Mulan yeast-test.arff, train = Mulan yeast-train.arff; validation = "
+                  f"MulSupCon's 300 rows ({MULSUPCON_REPO}).")
     return MultiLabelDataset("yeast", train, test, val, LABELS, FEATURES, prov, "vector",
                              {"validation": validation})
 
@@ -180,69 +161,73 @@ def load_yeast(root: Path | None = None, validation: str = "mulsupcon") -> Multi
 def load_yeast_mulsupcon(root: Path | None = None, source: str = "auto") -> MultiLabelDataset:
     """MulSupCon's exact yeast split: row order and permuted label order of their HDF5 files.
 
-    ``source``: ``"hdf5"`` reads ``<root>/mulsupcon_yeast/yeast_official_{train,val,test}.hdf5``;
-    ``"river"`` rebuilds the same arrays from river + the committed index file;
-    ``"auto"`` uses the HDF5 files when present.
+    ``source``: ``"hdf5"`` reads ``mulsupcon_yeast/yeast_official_{train,val,test}.hdf5``
+    (``root`` → ``$MLCL_DATA`` → cache; each file's sha256 is pinned); ``"mulan"`` rebuilds the
+    same arrays from Mulan's ARFF + the committed index file; ``"auto"`` uses the HDF5 files
+    when present, else rebuilds.
 
     Example
     -------
-    >>> ds = load_yeast_mulsupcon(source="river")
+    >>> ds = load_yeast_mulsupcon(source="mulan")
     >>> ds.label_names[:4]
     ['Class1', 'Class3', 'Class7', 'Class6']
     """
+    if source not in ("auto", "hdf5", "mulan"):
+        raise ValueError(f"source must be 'auto', 'hdf5' or 'mulan', got {source!r}")
     s = mulsupcon_split()
     cols = np.array(s["label_columns"])
     labels = [LABELS[c] for c in cols]
-    d = Path(root) / "mulsupcon_yeast" if root is not None else None
-    use_h5 = source == "hdf5" or (source == "auto" and d is not None
-                                  and (d / "yeast_official_train.hdf5").exists())
-    if use_h5:
+    d = find_local("mulsupcon_yeast", HDF5_FILES, root) if source != "mulan" else None
+    if source == "hdf5" and d is None:
+        d = locate("mulsupcon_yeast", HDF5_FILES, root, how_to_get=(
+            "Put MulSupCon's yeast_official_{train,val,test}.hdf5 in MLCL_DATA/mulsupcon_yeast, "
+            "or use source='mulan' (identical arrays, rebuilt from the shipped files)."))
+    if d is not None:
         from .formats import read_mulsupcon_hdf5
 
-        assert d is not None
         splits, sha = {}, []
         for k, fn in (("train", "train"), ("validation", "val"), ("test", "test")):
-            X, Y = read_mulsupcon_hdf5(d / f"yeast_official_{fn}.hdf5")
+            p = d / f"yeast_official_{fn}.hdf5"
+            pin = pinned("mulsupcon_yeast", p.name) or {}
+            X, Y = read_mulsupcon_hdf5(p, expected_rows=pin.get("rows"))
             splits[k] = Split(k, X, Y)
-            sha.append(f"{fn}:{sha256_file(d / f'yeast_official_{fn}.hdf5')[:16]}")
+            sha.append(f"{fn}:{(pin.get('sha256') or '')[:16]}")
         prov = Provenance(source=f"{d}/yeast_official_*.hdf5", version=MULSUPCON_REPO,
                           checksum="sha256 prefixes " + " ".join(sha), licence=LICENCE,
                           url="https://github.com/williamzhangsjtu/MulSupCon")
-    elif source in ("river", "auto"):
-        X, Y, sha1, ver = _river_arrays()
-        Xtr, Ytr = X[N_TEST:], Y[N_TEST:][:, cols]
+    else:
+        Xtr, Ytr, Xte, Yte, mprov = read_mulan_yeast(root)
+        Ytr, Yte = Ytr[:, cols], Yte[:, cols]
         tr, va = np.array(s["train"]), np.array(s["validation"])
         splits = {
             "train": Split("train", Xtr[tr], Ytr[tr], {"mulan_train_row": tr}),
             "validation": Split("validation", Xtr[va], Ytr[va], {"mulan_train_row": va}),
-            "test": Split("test", X[:N_TEST], Y[:N_TEST][:, cols]),
+            "test": Split("test", Xte, Yte),
         }
-        prov = Provenance(source="river wheel yeast.csv.gz + mlcl/data/_files/" + SPLIT_FILE,
-                          version=f"river=={ver}; split {MULSUPCON_REPO}",
-                          checksum=f"sha256:{sha1}", licence=LICENCE,
-                          url="https://github.com/williamzhangsjtu/MulSupCon",
+        prov = Provenance(source=f"{mprov.source} + mlcl/data/_files/{SPLIT_FILE}",
+                          version=f"Mulan; split {MULSUPCON_REPO}", checksum=mprov.checksum,
+                          licence=LICENCE, url="https://github.com/williamzhangsjtu/MulSupCon",
                           notes="identical to MulSupCon's yeast_official_*.hdf5 (tested)")
-    else:
-        raise ValueError("source must be 'auto', 'hdf5' or 'river'")
     return MultiLabelDataset("yeast-mulsupcon", splits["train"], splits["test"],
                              splits["validation"], labels, FEATURES, prov, "vector",
                              {"label_columns_mulan": cols.tolist()})
 
 
-def _river_available(root: Path) -> bool:
-    return river_yeast_path().exists()
+def _yeast_available(root: Path) -> bool:
+    return available("mulan", MULAN_FILES, root)
 
 
 register(DatasetInfo(
     "yeast", lambda root, **kw: load_yeast(root, **kw),
-    "embedded: river wheel (Mulan yeast) + MulSupCon validation rows", "vector",
-    _river_available, "installed with mlcl (river dependency)", LICENCE, False,
+    "embedded: Mulan yeast ARFF (shipped with mlcl) + MulSupCon validation rows", "vector",
+    _yeast_available, "shipped with mlcl (mlcl/data/_files/mulan)", LICENCE, False,
     "C-GMVAE, MulSupCon"))
 register(DatasetInfo(
     "yeast-mulsupcon", lambda root, **kw: load_yeast_mulsupcon(root, **kw),
-    "MulSupCon yeast_official_*.hdf5 (or rebuilt from river, identical)", "vector",
-    _river_available, "embedded; or MLCL_DATA/mulsupcon_yeast/*.hdf5 from the MulSupCon repo",
-    LICENCE, False, "MulSupCon"))
+    "MulSupCon yeast_official_*.hdf5 (or rebuilt from the shipped Mulan ARFF, identical)",
+    "vector", _yeast_available,
+    "embedded; or MLCL_DATA/mulsupcon_yeast/*.hdf5 from the MulSupCon repo", LICENCE, False,
+    "MulSupCon"))
 
 
 if __name__ == "__main__":  # regenerate the committed index file
