@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from mlcl.models.cgmvae import CGMVAE, PRESETS, TABLE7, CGMVAEConfig, preset_config
-from mlcl.train import TrainConfig, train
+from mlcl.training import TrainConfig, train
 
 torch.set_num_threads(1)
 N_F, N_L = 12, 5

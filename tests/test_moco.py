@@ -86,3 +86,20 @@ def test_moco_step_with_mulsupcon():
         queue.enqueue(kv, y)
         assert torch.isfinite(loss)
     assert len(queue) == 16
+
+
+def test_momentum_encoder_follows_a_moved_or_reloaded_source():
+    """The EMA pairs tensors once; a model moved (buffers replaced) or reloaded keeps updating."""
+    torch.manual_seed(0)
+    q = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    k = MomentumEncoder(q, momentum=0.5)
+    k.update(q)
+    q.load_state_dict({n: v + 1.0 if v.is_floating_point() else v for n, v in q.state_dict().items()})
+    q.to(torch.float64)
+    k.to(torch.float64)  # a conversion that replaces every tensor, as .to("cuda") does
+    before = [p.clone() for p in k.encoder.parameters()]
+    q(torch.randn(8, 4, dtype=torch.float64))
+    k.update(q)
+    for old, new, target in zip(before, k.encoder.parameters(), q.parameters()):
+        assert torch.allclose(new, 0.5 * old + 0.5 * target)
+    assert torch.equal(k.encoder[1].running_mean, q[1].running_mean)

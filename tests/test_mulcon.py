@@ -9,21 +9,22 @@ import pytest
 import torch
 from torch import nn
 
-from mlcl.models.mulcon import GlobalPoolNet, LabelLevelNet, MultiAttBlock
-from mlcl.mulcon_training import (
+from mlcl.analysis import (
+    attention_localisation,
+    collapse_measures,
+    nearest_labels,
+    retrieval_at_k,
+    within_label_retrieval,
+)
+from mlcl.models.mulcon import GlobalPoolNet, LabelLevelNet, MultiAttBlock, label_level_outputs
+from mlcl.training.mulcon import (
     DIGITS,
     PAPER_SCALE,
     StageConfig,
-    attention_localisation,
     augment_digits,
-    collapse_measures,
-    embed,
     mulcon_loss,
-    nearest_labels,
-    retrieval_at_k,
     train_mulcon,
     train_stage,
-    within_label_retrieval,
 )
 
 torch.set_num_threads(1)
@@ -106,7 +107,7 @@ def test_multiattblock_matches_a_reference_single_head():
 def test_no_torchvision_at_import():
     """torchvision is imported only when a ResNet encoder is built (paper scale)."""
     import mlcl.models.mulcon  # noqa: F401
-    import mlcl.mulcon_training  # noqa: F401
+    import mlcl.training.mulcon  # noqa: F401
 
     assert "torchvision" not in sys.modules
 
@@ -176,21 +177,36 @@ def test_training_learns_and_is_deterministic():
         torch.testing.assert_close(a, b)
     from mlcl.metrics import mean_average_precision
 
-    assert mean_average_precision(Y, embed(n1, X)["probs"]) > 0.65  # chance ≈ 0.45
+    assert mean_average_precision(Y, label_level_outputs(n1, X)["probs"]) > 0.65  # chance ≈ 0.45
 
 
-def test_ema_decay_one_keeps_initial_weights_and_sgd_step_schedule():
+def test_per_step_ema_is_returned_and_sgd_step_schedule():
+    """One step per epoch: the raw weights after each step (no EMA) give the expected EMA
+    e_1 = w_1, e_t = d·e_(t-1) + (1-d)·w_t, which the EMA run must return; lr ×0.1 every epoch."""
     X, Y = _toy(n=32)
-    torch.manual_seed(0)
-    net = LabelLevelNet(4, "cnn", width=8, dim=16, proj_dim=8)
-    init = {k: v.clone() for k, v in net.state_dict().items()}
-    hist = train_stage(net, (X, Y), StageConfig(epochs=2, lr=0.01, optimizer="sgd", scheduler="step",
-                                                step_size=1, step_gamma=0.1, ema=1.0, batch_size=16),
-                       progress=False)
-    assert hist[0]["lr"] == pytest.approx(0.01) and hist[1]["lr"] == pytest.approx(0.001)
-    for k, v in net.state_dict().items():
-        if v.is_floating_point() and "running" not in k:
-            torch.testing.assert_close(v, init[k])
+    stage = StageConfig(epochs=3, lr=0.01, optimizer="sgd", scheduler="step", step_size=1, step_gamma=0.1,
+                        batch_size=32, augment=False)
+    runs = {}
+    for ema in (None, 0.5):
+        torch.manual_seed(0)
+        net = LabelLevelNet(4, "cnn", width=8, dim=16, proj_dim=8)
+        w: list[dict] = []
+
+        def record(e, m, w=w):
+            w.append({k: v.clone() for k, v in m.named_parameters()})
+            return {}
+
+        hist = train_stage(net, (X, Y), stage.replace(ema=ema), progress=False, callback=record)
+        runs[ema] = (net, w, hist)
+    _, w, hist = runs[None]
+    assert [h["lr"] for h in hist] == pytest.approx([0.01, 0.001, 0.0001])
+    want = w[0]
+    for wt in w[1:]:
+        want = {k: 0.5 * want[k] + 0.5 * wt[k] for k in want}
+    got = dict(runs[0.5][0].named_parameters())
+    for k, v in want.items():
+        torch.testing.assert_close(got[k], v)
+    assert any(not torch.equal(got[k], w[-1][k]) for k in got)  # not the raw weights
 
 
 def test_presets_follow_the_authors_settings():
@@ -246,3 +262,99 @@ def test_within_label_retrieval():
     assert r["label_P@3"] == 1.0
     r0 = within_label_retrieval(np.ones((60, 3, 4)), Y, ks=(3,))
     assert 0.2 < r0["label_P@3"] < 0.8  # no information: about the label frequency
+
+
+def test_binary_relevance_equals_sklearn_per_label_and_constant_labels():
+    from sklearn.linear_model import LogisticRegression
+
+    from mlcl.models.logistic import BinaryRelevance
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 5))
+    Y = np.c_[(X[:, 0] > 0), (X[:, 1] + X[:, 2] > 0), np.zeros(80), np.ones(80)].astype(int)
+    P = BinaryRelevance(C=0.5).fit(X, Y).predict_proba(X[:7])
+    for j in range(2):
+        want = LogisticRegression(C=0.5, max_iter=2000).fit(X, Y[:, j]).predict_proba(X[:7])[:, 1]
+        np.testing.assert_allclose(P[:, j], want)
+    assert (P[:, 2] == 0).all() and (P[:, 3] == 1).all()  # one class only: its constant
+    # label-level input: label j's model sees only X[:, j]
+    Z = rng.normal(size=(80, 2, 3))
+    Y2 = np.c_[Z[:, 0, 0] > 0, Z[:, 1, 2] > 0].astype(int)
+    P2 = BinaryRelevance().fit(Z, Y2).predict_proba(Z)
+    want = LogisticRegression(max_iter=2000).fit(Z[:, 1], Y2[:, 1]).predict_proba(Z[:, 1])[:, 1]
+    np.testing.assert_allclose(P2[:, 1], want)
+    with pytest.raises(ValueError, match="labels"):
+        BinaryRelevance().fit(Z, np.c_[Y2, Y2])
+    with pytest.raises(RuntimeError, match="fit"):
+        BinaryRelevance().predict_proba(X)
+
+
+def test_label_level_outputs_on_the_model_device(device):
+    net = _net().to(device)
+    X = np.random.default_rng(0).random((5, 8, 3, 3)).astype("float32")
+    out = label_level_outputs(net, X, batch_size=2, attention=True)
+    assert out["probs"].shape == (5, 5) and out["z"].shape == (5, 5, 8) and out["g"].shape == (5, 5, 16)
+    assert out["attention"].shape == (5, 5, 9) and tuple(out["grid"]) == (3, 3)
+    np.testing.assert_allclose(out["attention"].sum(-1), 1.0, rtol=1e-4)
+    with torch.no_grad():
+        want = torch.sigmoid(net(torch.as_tensor(X, device=device))["logits"]).cpu().numpy()
+    np.testing.assert_allclose(out["probs"], want, rtol=1e-4, atol=1e-5)
+    assert "attention" not in label_level_outputs(net, X) and "grid" not in label_level_outputs(net, X)
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_interrupted_stage_two_resumes_to_the_same_weights_and_ema(tmp_path, device):
+    """Stage 2 (two views, LLCL, per-step EMA) killed after its first epoch, then rerun: stage 1
+    is taken from its checkpoint, stage 2 resumes; weights (the EMA's, returned) are identical."""
+    X, Y = _toy(n=40)
+    stages = [StageConfig(epochs=2, lr=3e-3, batch_size=16),
+              StageConfig(epochs=3, lr=3e-4, batch_size=16, llcl=0.5, views=2, ema=0.9, scheduler="cosine")]
+
+    def run(ckdir, crash_at=None):
+        torch.manual_seed(0)
+        net = LabelLevelNet(4, "cnn", width=8, dim=16, proj_dim=8)
+
+        def cb(epoch, m):
+            if epoch == crash_at:
+                raise _Crash
+            return {}
+
+        hist = train_mulcon(net, X, Y, stages, seed=3, device=device, progress=False, checkpoint_dir=ckdir,
+                            callback=cb)
+        return net, hist
+
+    ref, ref_hist = run(tmp_path / "ref")
+    with pytest.raises(_Crash):
+        run(tmp_path / "crash", crash_at=2)  # global epoch 2 = stage 2's first epoch
+    assert (tmp_path / "crash" / "stage0.pt").exists() and (tmp_path / "crash" / "stage1.pt").exists()
+    resumed, hist = run(tmp_path / "crash")
+    for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+    assert [h["loss"] for h in hist] == pytest.approx([h["loss"] for h in ref_hist])
+    with pytest.raises(ValueError, match="different configuration"):
+        torch.manual_seed(0)
+        train_mulcon(LabelLevelNet(4, "cnn", width=8, dim=16, proj_dim=8), X, Y,
+                     [stages[0].replace(lr=1e-2)], device=device, progress=False, checkpoint_dir=tmp_path / "ref")
+
+
+def test_linear_probe_map_per_label_and_flattened():
+    from sklearn.linear_model import LogisticRegression
+
+    from mlcl.analysis import linear_probe_map
+    from mlcl.metrics import mean_average_precision
+
+    rng = np.random.default_rng(1)
+    Y = (rng.random((120, 3)) < 0.4).astype(int)
+    z = rng.normal(size=(120, 3, 4)) + 1.5 * Y[:, :, None]  # label j readable from z[:, j] only
+    tr, te = slice(0, 80), slice(80, 120)
+    want = np.stack([LogisticRegression(max_iter=500).fit(z[tr, j], Y[tr, j]).predict_proba(z[te, j])[:, 1]
+                     for j in range(3)], 1)
+    assert linear_probe_map(z[tr], Y[tr], z[te], Y[te]) == pytest.approx(mean_average_precision(Y[te], want))
+    flat = z.reshape(120, -1)
+    want_flat = np.stack([LogisticRegression(max_iter=500).fit(flat[tr], Y[tr, j]).predict_proba(flat[te])[:, 1]
+                          for j in range(3)], 1)
+    assert linear_probe_map(z[tr], Y[tr], z[te], Y[te], per_label=False) == pytest.approx(
+        mean_average_precision(Y[te], want_flat))

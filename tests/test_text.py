@@ -1,35 +1,39 @@
-"""Tests of the ABALONE text pipeline: mlcl.models.text and mlcl.text_training.
+"""Tests of the ABALONE text pipeline: mlcl.models.text, mlcl.models.abalone, mlcl.training.abalone.
 
 A tiny randomly initialised BERT keeps them fast; one test loads the offline MiniLM.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from mlcl.losses import JaccardSupConLoss, MSCLoss
-from mlcl.models.text import FeatureAdapter, ProjectionHead, TextEncoder, minilm_path
-from mlcl.text_training import (
-    METHODS,
-    PretrainConfig,
-    SupervisedConfig,
+from mlcl.analysis import (
+    abalone_linear_probe,
     attraction_repulsion,
+    averaged_attraction_repulsion,
     clustering_scores,
-    contrastive_loss,
-    cosine_with_warmup,
     label_buckets,
-    linear_probe,
     no_positive_rates,
-    param_groups,
     per_label_f1,
-    pretrain,
-    represent,
     scores_to_records,
     stratified_validation,
+)
+from mlcl.losses import JaccardSupConLoss, MSCLoss
+from mlcl.models.abalone import AbaloneModel, abalone_loss
+from mlcl.models.heads import Projector, WithHead
+from mlcl.models.inference import predict_proba, represent
+from mlcl.models.text import FeatureAdapter, TextEncoder, minilm_path
+from mlcl.training.abalone import (
+    METHODS,
+    AbalonePretrainConfig,
+    SupervisedConfig,
+    no_decay_parameters,
+    pretrain_abalone,
     train_classifier,
 )
 
@@ -129,19 +133,23 @@ def test_offline_minilm_loads_and_embeds(monkeypatch):
 
 def test_projection_head_and_adapter_shapes():
     x = torch.randn(4, 12)
-    assert ProjectionHead(12, 256)(x).shape == (4, 256)
+    assert Projector(12, 12, 256)(x).shape == (4, 256)
     ad = FeatureAdapter(12)
     assert ad(x).shape == (4, 12)
     torch.testing.assert_close(ad.eval()(x), x, atol=0.05, rtol=0)  # starts near the identity
 
 
 # ------------------------------------------------------------------------------- losses
-def test_contrastive_loss_matches_shared_losses_in_batch():
+def test_abalone_loss_is_the_shared_losses_in_batch():
     g = torch.Generator().manual_seed(1)
     z, y, P = torch.randn(16, 8, generator=g), _labels(16, 5), torch.randn(5, 8, generator=g)
-    torch.testing.assert_close(contrastive_loss(z, y, kind="jaccard"), JaccardSupConLoss(0.1)(z, y))
-    torch.testing.assert_close(contrastive_loss(z, y, kind="msc", prototypes=P, beta=0.3),
+    torch.testing.assert_close(abalone_loss(z, y, kind="jaccard"), JaccardSupConLoss(0.1)(z, y))
+    torch.testing.assert_close(abalone_loss(z, y, kind="msc", prototypes=P, beta=0.3),
                                MSCLoss(0.1, beta=0.3)(z, y, P))
+    with pytest.raises(ValueError, match="needs prototypes"):
+        abalone_loss(z, y, kind="msc")
+    with pytest.raises(ValueError, match="kind"):
+        abalone_loss(z, y, kind="supcon")
 
 
 def _brute(z, y, qk, qy, protos, kind, beta=0.1, tau=0.1):
@@ -157,9 +165,9 @@ def _brute(z, y, qk, qy, protos, kind, beta=0.1, tau=0.1):
         others = [(r, ly) for j, (r, ly) in enumerate(refs) if j != i]
         yi = y[i].bool()
         if kind == "jaccard":
-            items = [(r, (yi & ly.bool()).sum() / (yi | ly.bool()).sum(), 1.0) for r, ly in others]
+            items = [(r, int((yi & ly.bool()).sum()) / max(int((yi | ly.bool()).sum()), 1), 1.0) for r, ly in others]
             if P is not None:
-                items += [(P[c], float(yi[c]) / yi.sum(), 1.0) for c in range(L)]
+                items += [(P[c], float(yi[c]) / max(int(yi.sum()), 1), 1.0) for c in range(L)]
             den = sum(g * torch.exp(z[i] @ r / tau) for r, _, g in items)
             N = sum(w for _, w, _ in items)
             if N == 0:
@@ -169,8 +177,10 @@ def _brute(z, y, qk, qy, protos, kind, beta=0.1, tau=0.1):
             den = sum(torch.exp(z[i] @ P[c] / tau) for c in range(L))
             den = den + sum(beta * torch.exp(z[i] @ r / tau) for r, _ in others)
             terms = []
+            if not yi.any():  # no label: not an anchor
+                continue
             for c in torch.nonzero(yi).flatten().tolist():
-                pos = [(P[c], 1.0)] + [(r, 1.0 / (yi | ly.bool()).sum()) for r, ly in others if ly[c]]
+                pos = [(P[c], 1.0)] + [(r, 1.0 / int((yi | ly.bool()).sum())) for r, ly in others if ly[c]]
                 N = sum(w for _, w in pos)
                 terms.append(-sum(w * torch.log(torch.exp(z[i] @ r / tau) / den) for r, w in pos) / N)
             losses.append(sum(terms) / len(terms))
@@ -178,14 +188,23 @@ def _brute(z, y, qk, qy, protos, kind, beta=0.1, tau=0.1):
 
 
 @pytest.mark.parametrize("kind,with_protos", [("jaccard", False), ("jaccard", True), ("msc", True)])
-def test_contrastive_loss_with_queue_matches_brute_force(kind, with_protos):
+def test_abalone_loss_with_queue_matches_brute_force(kind, with_protos):
+    """Values and gradients (float64) against the loop over the formulas; a zero-label anchor
+    and a zero-label queue entry included."""
     g = torch.Generator().manual_seed(2)
-    z, y = torch.randn(6, 4, generator=g, dtype=torch.float64), _labels(6, 3, seed=3)
-    qk, qy = torch.randn(5, 4, generator=g, dtype=torch.float64), _labels(5, 3, seed=4)
-    P = torch.randn(3, 4, generator=g, dtype=torch.float64) if with_protos else None
-    got = contrastive_loss(z, y, kind=kind, queue_keys=qk, queue_labels=qy, prototypes=P)
+    z = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y, qy = _labels(6, 3, seed=3), _labels(5, 3, seed=4)
+    y[5], qy[4] = 0, 0
+    qk = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    P = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True) if with_protos else None
+    got = abalone_loss(z, y, kind=kind, queue_keys=qk, queue_labels=qy, prototypes=P)
     want = _brute(z, y, qk, qy, P, kind)
-    assert math.isclose(float(got), float(want), rel_tol=1e-4)
+    assert math.isclose(float(got.detach()), float(want.detach()), rel_tol=1e-10)
+    ins = [z] + ([P] if with_protos else [])
+    for a, b in zip(torch.autograd.grad(got, ins), torch.autograd.grad(want, ins)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    empty = abalone_loss(z, y, kind=kind, queue_keys=qk[:0], queue_labels=qy[:0], prototypes=P)
+    torch.testing.assert_close(empty, abalone_loss(z, y, kind=kind, prototypes=P))
 
 
 def test_attraction_repulsion_beta_reduces_sample_repulsion():
@@ -210,10 +229,10 @@ def test_pretrain_all_methods_on_features(method):
     x = torch.randn(64, 12) + 2.0 * torch.as_tensor(y, dtype=torch.float32) @ torch.randn(5, 12)
     body = FeatureAdapter(12)
     before = [p.detach().clone() for p in body.parameters()]
-    cfg = PretrainConfig(method=method, epochs=2, batch_size=16, lr=1e-3, queue_size=24, momentum=0.9,
+    cfg = AbalonePretrainConfig(method=method, epochs=2, batch_size=16, lr=1e-3, queue_size=24, momentum=0.9,
                          proj_dim=8, device="cpu", monitor_epochs=(2,))
     calls = []
-    res = pretrain(body, x, y, cfg, monitor=lambda b, h, p, e: calls.append(e) or {"ok": 1})
+    res = pretrain_abalone(body, x, y, cfg, monitor=lambda b, h, p, e: calls.append(e) or {"ok": 1})
     assert len(res.history) == 2 and all(np.isfinite(h["loss"]) for h in res.history)
     assert calls == [0, 2]
     assert (res.prototypes is not None) == METHODS[method]["prototypes"]
@@ -232,7 +251,7 @@ def test_pretrain_tiny_bert_on_tokens(tiny_bert):
     mask[::2, 7:] = 0
     inputs = {"input_ids": ids, "attention_mask": mask}
     y = _labels(32, 4).numpy()
-    res = pretrain(enc, inputs, y, PretrainConfig(method="L_MSC", epochs=1, batch_size=8, queue_size=16,
+    res = pretrain_abalone(enc, inputs, y, AbalonePretrainConfig(method="L_MSC", epochs=1, batch_size=8, queue_size=16,
                                                   proj_dim=8, device="cpu"))
     assert np.isfinite(res.history[0]["loss"])
     assert represent(enc, inputs).shape == (32, 16)
@@ -249,24 +268,57 @@ def test_train_classifier_learns(loss):
     assert max(h["val_micro_f1"] for h in hist) > (0.5 if loss == "asl" else 0.8)
 
 
-def test_param_groups_no_decay_on_bias_and_layernorm():
-    m = FeatureAdapter(6)
-    groups = param_groups([m, torch.nn.Parameter(torch.randn(3, 6))], lr=1e-3, weight_decay=0.01)
-    decay = {id(p) for p in groups[0]["params"]}
-    assert groups[0]["weight_decay"] == 0.01 and groups[1]["weight_decay"] == 0.0
-    assert id(m.fc1.weight) in decay and id(m.fc1.bias) not in decay and id(m.norm.weight) not in decay
-    assert len(groups[0]["params"]) == 3  # fc1.weight, fc2.weight, prototypes
+def test_no_decay_on_bias_and_layernorm():
+    m = AbaloneModel(FeatureAdapter(6), 6, 3, "L_MSC", proj_dim=4, queue_size=8)
+    exempt = {id(p) for p in no_decay_parameters(m)}
+    assert id(m.body.fc1.bias) in exempt and id(m.body.norm.weight) in exempt and id(m.head[0].bias) in exempt
+    assert id(m.body.fc1.weight) not in exempt and id(m.prototypes) not in exempt
+    assert not any(id(p) in exempt for p in m.key_net.parameters())  # not trained at all
 
 
-def test_cosine_with_warmup():
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = cosine_with_warmup(opt, 100, 0.1)
-    lrs = []
-    for _ in range(100):
-        lrs.append(opt.param_groups[0]["lr"])
+def _reference_adamw(params, exempt, lr, wd, factor):
+    """torch's AdamW with two groups (decay / no decay) and a LambdaLR: the ABALONE optimiser."""
+    ids = {id(p) for p in exempt}
+    opt = torch.optim.AdamW([{"params": [p for p in params if id(p) not in ids], "weight_decay": wd},
+                             {"params": [p for p in params if id(p) in ids], "weight_decay": 0.0}], lr=lr)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def test_optimiser_hooks_equal_adamw_groups_and_linear_warmup_decay_with_resume():
+    """One-weight-decay AdamW + the run's two hooks == AdamW with a no-decay group + LambdaLR
+    (warm-up then linear decay), float64, including a rebuilt optimiser resumed from its state."""
+    from mlcl.training.abalone import _abalone_optimisation, _warmup_linear
+
+    torch.manual_seed(0)
+    ref = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3)).double()
+    mine = copy.deepcopy(ref)
+    total, warm, lr, wd = 8, 2, 0.1, 0.5
+    factor = lambda k: _warmup_linear(k, total, warm)  # noqa: E731
+    opt_r, sched = _reference_adamw(list(ref.parameters()), [ref[0].bias, *ref[1].parameters()], lr, wd, factor)
+    xs = [torch.randn(5, 4, dtype=torch.float64) for _ in range(total)]
+
+    def step(net, opt, x):
+        opt.zero_grad()
+        (net(x) ** 2).sum().backward()
         opt.step()
+
+    opt_m = torch.optim.AdamW(mine.parameters(), lr=lr, weight_decay=wd)
+    for k, x in enumerate(xs):
+        step(ref, opt_r, x)
         sched.step()
-    assert lrs[0] < lrs[9] <= 1.0 and max(lrs) == pytest.approx(1.0, abs=0.01) and lrs[-1] < 0.01
+        if k == 4:  # "resume": a new optimiser loaded from the old one's state
+            state = copy.deepcopy(opt_m.state_dict())
+            opt_m = torch.optim.AdamW(mine.parameters(), lr=lr, weight_decay=wd)
+            opt_m.load_state_dict(state)
+        with _abalone_optimisation([mine[0].bias, *mine[1].parameters()], factor, lr):
+            step(mine, opt_m, x)
+        for a, b in zip(ref.parameters(), mine.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    assert [factor(k) for k in range(4)] == pytest.approx([1 / 3, 2 / 3, 1.0, 5 / 6])
+    # the hooks live only for one run
+    import torch.optim.optimizer as O
+
+    assert not O._global_optimizer_pre_hooks and not O._global_optimizer_post_hooks
 
 
 # ------------------------------------------------------------------------------- evaluation
@@ -274,7 +326,7 @@ def test_linear_probe_per_label_selection_and_authors_bug():
     rng = np.random.default_rng(0)
     y = (rng.random((400, 3)) < 0.3).astype(np.uint8)
     x = y @ rng.normal(size=(3, 10)) * 2 + rng.normal(size=(400, 10)) * 0.3
-    probe = linear_probe(x[:300], y[:300], x[300:], y[300:], lrs=(0.1, 0.01), weight_decays=(1e-2, 1e-4),
+    probe = abalone_linear_probe(x[:300], y[:300], x[300:], y[300:], lrs=(0.1, 0.01), weight_decays=(1e-2, 1e-4),
                          epochs=10, n_heads=3, batch_size=64)
     assert len(probe.config) == 3 and all(c in [(0.1, 1e-2), (0.1, 1e-4), (0.01, 1e-2), (0.01, 1e-4)]
                                           for c in probe.config)
@@ -320,3 +372,90 @@ def test_stratified_validation_and_buckets():
     recs = scores_to_records(Y, Y * 0.9, b, dataset="d", method="m", seed=0)
     vals = {r["metric"]: r["value"] for r in recs}
     assert vals["micro_f1"] == 1.0 and vals["hamming_loss"] == 0.0 and "macro_f1_tail" in vals
+
+
+def test_attraction_repulsion_repulsion_is_the_softmax_mass_on_other_labels():
+    """Brute force: repulsion of c = Σ over anchors without c of the softmax over references
+    (other batch rows with weight β, prototypes with weight 1) on the rows / prototype carrying c."""
+    g = torch.Generator().manual_seed(7)
+    z, y, P = torch.randn(10, 4, generator=g, dtype=torch.float64), _labels(10, 3, seed=8), None
+    P = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    beta, tau = 0.3, 0.5
+    zn, pn = torch.nn.functional.normalize(z, dim=1), torch.nn.functional.normalize(P, dim=1)
+    want = np.zeros(3)
+    for i in range(10):
+        refs = [(float(zn[i] @ zn[k]) / tau + math.log(beta), y[k].bool()) for k in range(10) if k != i]
+        refs += [(float(zn[i] @ pn[c]) / tau, torch.nn.functional.one_hot(torch.tensor(c), 3).bool())
+                 for c in range(3)]
+        lse = torch.logsumexp(torch.tensor([s for s, _ in refs]), 0)
+        for s, lab in refs:
+            for c in range(3):
+                if lab[c] and not y[i, c]:
+                    want[c] += math.exp(s - float(lse))
+    got = attraction_repulsion(z, y, kind="msc", prototypes=P, temperature=tau, beta=beta)["repulsion"]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_averaged_attraction_repulsion_over_fixed_batches():
+    g = torch.Generator().manual_seed(9)
+    X, Y = torch.randn(40, 6, generator=g), _labels(40, 4, seed=10).numpy()
+    head = torch.nn.Linear(6, 5)
+    batches = [torch.arange(0, 20), torch.arange(20, 40)]
+    got = averaged_attraction_repulsion(head, X, Y, batches, kind="jaccard")
+    parts = [attraction_repulsion(head(X[b]).detach(), torch.as_tensor(Y[b.numpy()]), kind="jaccard") for b in batches]
+    np.testing.assert_allclose(got["repulsion"], parts[0]["repulsion"] + parts[1]["repulsion"], rtol=1e-6)
+    np.testing.assert_allclose(got["count"], Y.sum(0))
+    with pytest.raises(ValueError, match="batches is empty"):
+        averaged_attraction_repulsion(head, X, Y, [], kind="jaccard")
+
+
+def test_predict_proba_and_represent_on_token_dicts_and_keyword_bodies(tiny_bert, device):
+    import copy
+
+    enc = TextEncoder(copy.deepcopy(tiny_bert), pooling="mean", max_length=16).to(device)
+    inputs = {"input_ids": torch.randint(5, 50, (7, 10)), "attention_mask": torch.ones(7, 10, dtype=torch.long)}
+    inputs["attention_mask"][:, 6:] = 0  # shared padding is trimmed per batch: same result
+    lin = torch.nn.Linear(enc.hidden_size, 3).to(device)
+    p = predict_proba(WithHead(enc, lin), inputs, batch_size=3)
+    assert p.shape == (7, 3) and ((p > 0) & (p < 1)).all()
+    with torch.no_grad():
+        enc.eval()
+        want = torch.sigmoid(lin(enc(**{k: v[:, :6].to(device) for k, v in inputs.items()}))).cpu().numpy()
+    np.testing.assert_allclose(p, want, rtol=1e-4, atol=1e-5)
+    assert represent(enc, inputs).shape == (7, enc.hidden_size)
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_interrupted_pretraining_resumes_to_the_same_weights_queue_and_key_encoder(tmp_path, device):
+    """L_MSC pre-training (MoCo key encoder, queue, prototypes, AdamW without decay on biases,
+    warm-up + cosine) killed after epoch 2 of 3 and rerun from its checkpoint == uninterrupted."""
+    torch.manual_seed(0)
+    y = _labels(64, 5).numpy()
+    x = torch.randn(64, 12) + 2.0 * torch.as_tensor(y, dtype=torch.float32) @ torch.randn(5, 12)
+
+    def run(path, crash_at=None):
+        def monitor(body, head, protos, epoch):
+            if epoch == crash_at:
+                raise _Crash
+            return {}
+
+        cfg = AbalonePretrainConfig(method="L_MSC", epochs=3, batch_size=16, lr=1e-3, queue_size=24, momentum=0.9,
+                                    proj_dim=8, device=device, seed=4, monitor_epochs=(1, 2, 3))
+        torch.manual_seed(1)
+        return pretrain_abalone(FeatureAdapter(12), x, y, cfg, monitor=monitor, checkpoint=path)
+
+    ref = run(tmp_path / "ref.pt")
+    with pytest.raises(_Crash):
+        run(tmp_path / "run.pt", crash_at=2)
+    res = run(tmp_path / "run.pt")
+    assert len(res.model.queue) == 24
+    for (k, a), b in zip(ref.model.state_dict().items(), res.model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+    assert [h["loss"] for h in res.history] == pytest.approx([h["loss"] for h in ref.history])
+    with pytest.raises(ValueError, match="different configuration"):
+        pretrain_abalone(FeatureAdapter(12), x, y, AbalonePretrainConfig(
+            method="L_MSC", epochs=3, batch_size=16, lr=1e-2, queue_size=24, momentum=0.9, proj_dim=8,
+            device=device, seed=4), checkpoint=tmp_path / "ref.pt")

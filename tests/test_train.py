@@ -1,4 +1,7 @@
-"""mlcl.train: learning, model selection, exact resume after an interruption, DDP on 2 CPU ranks."""
+"""mlcl.training.train: learning, model selection, exact resume after an interruption, DDP on 2 CPU ranks.
+
+More of the engine (schedulers, parameter groups, EMA, checkpoint safety, NaN guards, method
+resumes) is in tests/test_training.py."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlcl.train import TrainConfig, TrainResult, train
+from mlcl.training import TrainConfig, TrainResult, train
 
 torch.set_num_threads(1)
 
@@ -42,6 +45,12 @@ def _model(**kw) -> TinyNet:
     return TinyNet(**kw)
 
 
+def _val_bce(m: nn.Module, Xv: torch.Tensor, Yv: torch.Tensor) -> float:
+    """−BCE on the validation rows, moved to the model's device (the engine picks CUDA when present)."""
+    dev = next(m.parameters()).device
+    return -F.binary_cross_entropy_with_logits(m.net(Xv.to(dev)), Yv.to(dev)).item()
+
+
 def test_learns_and_keeps_best_validation_epoch():
     X, Y = _data()
     Xv, Yv = _data(seed=1)
@@ -49,7 +58,7 @@ def test_learns_and_keeps_best_validation_epoch():
 
     def validate(m):
         assert not m.training  # called in eval mode
-        s = -F.binary_cross_entropy_with_logits(m.net(Xv), Yv).item()
+        s = _val_bce(m, Xv, Yv)
         scores.append(s)
         return s
 
@@ -60,7 +69,7 @@ def test_learns_and_keeps_best_validation_epoch():
     assert res.best_epoch == max(range(8), key=scores.__getitem__)
     assert res.best_score == pytest.approx(max(scores))
     # the returned model holds the best epoch's weights, not the last ones
-    assert -F.binary_cross_entropy_with_logits(res.model.net(Xv), Yv).item() == pytest.approx(max(scores))
+    assert _val_bce(res.model, Xv, Yv) == pytest.approx(max(scores))
     assert not res.model.training
 
 
@@ -85,7 +94,7 @@ def test_resume_after_interruption_is_identical(tmp_path):
     Xv, Yv = _data(seed=1)
 
     def validate(m):
-        return -F.binary_cross_entropy_with_logits(m.net(Xv), Yv).item()
+        return _val_bce(m, Xv, Yv)
 
     def cfg(path):  # dropout + noise + scheduler: every RNG and every state must be restored
         return TrainConfig(epochs=6, batch_size=16, lr=5e-3, seed=7, scheduler="cosine_restarts",

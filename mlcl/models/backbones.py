@@ -17,6 +17,29 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (same semantics: zero with probability p, scale the rest by 1/(1 − p), only in
+    training mode) drawing its mask with ``rand_like``, about twice as fast on CPU as the
+    ``bernoulli_`` kernel of ``F.dropout`` (a vector MLP's step spends most of its RNG time here).
+
+    Example:
+        >>> d = Dropout(0.5).train()
+        >>> out = d(torch.ones(4, 1000))
+        >>> bool(((out == 0) | (out == 2)).all())
+        True
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return torch.zeros_like(x)
+        # one uniform draw turned in place into the scaled mask: no bool tensor, no dtype copy
+        mask = torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * mask
+
+
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
@@ -43,7 +66,7 @@ class MLP(nn.Sequential):
                 layers.append(nn.BatchNorm1d(h))
             layers.append(_ACTIVATIONS[activation]())
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
             width = h
         if out_dim is not None:
             layers.append(nn.Linear(width, out_dim))

@@ -44,11 +44,9 @@ Example:
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -275,56 +273,7 @@ def _unimodal_kl_estimate(z, mu_q, logvar_q, mu_p, logvar_p) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------
-# One training run, as the chapter uses it
-@dataclass
-class FitResult:
-    model: CGMVAE
-    scores_val: Any  # np.ndarray (N_val, L) probabilities
-    scores_test: Any  # np.ndarray (N_test, L)
-    history: list
-    best_epoch: int
-    seconds: float
-
-
-def standardize(train_X, *others):
-    """Z-score every split with the training split's mean and std (constant features → 0)."""
-    mu, sd = train_X.mean(0), train_X.std(0)
-    sd = np.where(sd > 0, sd, 1.0)
-    return tuple(((a - mu) / sd).astype("float32") for a in (train_X, *others))
-
-
-def fit(data, dataset: str, *, preset: str = "code", seed: int = 0, epochs: int | None = None,
-        device: str = "cpu", train_fraction: float = 1.0, standardize_features: bool = True,
-        progress: bool = False, checkpoint: str | None = None, **overrides: Any) -> FitResult:
-    """Train C-GMVAE on ``data`` (``.train/.validation/.test`` with ``.X``, ``.Y``) with Table 7's
-    settings for ``dataset``; model selection = best validation macro-F1 over the threshold grid
-    (the authors' rule). ``train_fraction`` < 1 trains on a random subset (seeded), as Table 5."""
-    from mlcl.metrics import evaluate
-    from mlcl.notebook import seed_everything
-    from mlcl.train import TrainConfig, train
-
-    t0 = time.perf_counter()
-    Xtr, Ytr, Xva, Yva, Xte = _splits(data, standardize_features, train_fraction, seed)
-    t7, tr = TABLE7[dataset], TRAINING[preset]
-    seed_everything(seed)
-    model = CGMVAE.from_preset(preset, Xtr.shape[1], Ytr.shape[1], dataset=dataset, **overrides)
-    Xva_t = torch.from_numpy(Xva)
-
-    def validate(m: CGMVAE) -> float:
-        return evaluate(Yva, m.predict(Xva_t).numpy(), "paper", metrics=["macro_f1"]).values["macro_f1"]
-
-    cfg = TrainConfig(epochs=epochs or tr["epochs"], batch_size=t7["batch_size"], lr=t7["lr"],
-                      weight_decay=tr["weight_decay"], scheduler=tr["scheduler"],
-                      scheduler_kwargs=tr["scheduler_kwargs"], seed=seed, device=device, progress=progress,
-                      checkpoint=checkpoint)
-    res = train(model, (Xtr, Ytr), cfg, validate=validate)
-    m = res.model
-    return FitResult(model=m, scores_val=m.predict(Xva_t).numpy(), scores_test=m.predict(torch.from_numpy(Xte)).numpy(),
-                     history=res.history, best_epoch=res.best_epoch, seconds=time.perf_counter() - t0)
-
-
-# ------------------------------------------------------------------------------------------------
-# The chapter's baselines: binary relevance (one logistic regression per label) and an MLP + BCE
+# The chapter's MLP + BCE baseline (trained by :func:`mlcl.training.cgmvae.fit_baseline`)
 class MLPBCE(nn.Module):
     """C-GMVAE's feature encoder (F → 256 → 512 → 256, ReLU, dropout) + Linear(256, L), trained
     with BCE (summed over labels): the same capacity without latent space or contrastive loss."""
@@ -338,61 +287,9 @@ class MLPBCE(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """P(label | x), eval mode, on the CPU."""
         was_training = self.training
         self.eval()
-        p = torch.sigmoid(self.net(torch.as_tensor(x, dtype=torch.float32).to(next(self.parameters()).device))).cpu()
+        p = torch.sigmoid(self.net(torch.as_tensor(x, dtype=torch.float32, device=next(self.parameters()).device))).cpu()
         self.train(was_training)
         return p
-
-
-def _splits(data, standardize_features: bool, train_fraction: float, seed: int):
-    Xtr, Ytr = np.asarray(data.train.X, np.float32), np.asarray(data.train.Y, np.float32)
-    Xva, Xte = np.asarray(data.validation.X, np.float32), np.asarray(data.test.X, np.float32)
-    if standardize_features:
-        Xtr, Xva, Xte = standardize(Xtr, Xva, Xte)
-    if train_fraction < 1.0:
-        idx = np.sort(np.random.default_rng(seed).permutation(len(Xtr))[: max(1, int(round(train_fraction * len(Xtr))))])
-        Xtr, Ytr = Xtr[idx], Ytr[idx]
-    return Xtr, Ytr, Xva, np.asarray(data.validation.Y, np.float32), Xte
-
-
-def fit_baseline(data, dataset: str, method: str, *, seed: int = 0, epochs: int | None = None, device: str = "cpu",
-                 train_fraction: float = 1.0, standardize_features: bool = True) -> FitResult:
-    """``method="BR"``: scikit-learn logistic regression per label (C=1, lbfgs); a label that is
-    constant in the training subset gets that constant as its score. ``method="MLP-BCE"``:
-    :class:`MLPBCE` trained like C-GMVAE's code preset (Table 7 lr, dropout and batch size, same
-    schedule, best validation macro-F1)."""
-    from mlcl.metrics import evaluate
-    from mlcl.notebook import seed_everything
-    from mlcl.train import TrainConfig, train
-
-    t0 = time.perf_counter()
-    Xtr, Ytr, Xva, Yva, Xte = _splits(data, standardize_features, train_fraction, seed)
-    if method == "BR":
-        from sklearn.linear_model import LogisticRegression
-
-        sv, st = np.zeros((len(Xva), Ytr.shape[1])), np.zeros((len(Xte), Ytr.shape[1]))
-        for c in range(Ytr.shape[1]):
-            if Ytr[:, c].min() == Ytr[:, c].max():
-                sv[:, c], st[:, c] = Ytr[0, c], Ytr[0, c]
-                continue
-            clf = LogisticRegression(C=1.0, max_iter=2000).fit(Xtr, Ytr[:, c])
-            sv[:, c], st[:, c] = clf.predict_proba(Xva)[:, 1], clf.predict_proba(Xte)[:, 1]
-        return FitResult(None, sv, st, [], -1, time.perf_counter() - t0)
-    if method != "MLP-BCE":
-        raise ValueError(f"method must be 'BR' or 'MLP-BCE', got {method!r}")
-    t7, tr = TABLE7[dataset], TRAINING["code"]
-    seed_everything(seed)
-    model = MLPBCE(Xtr.shape[1], Ytr.shape[1], dropout=t7["dropout"])
-    Xva_t = torch.from_numpy(Xva)
-
-    def validate(m: MLPBCE) -> float:
-        return evaluate(Yva, m.predict(Xva_t).numpy(), "paper", metrics=["macro_f1"]).values["macro_f1"]
-
-    cfg = TrainConfig(epochs=epochs or tr["epochs"], batch_size=t7["batch_size"], lr=t7["lr"],
-                      weight_decay=tr["weight_decay"], scheduler=tr["scheduler"],
-                      scheduler_kwargs=tr["scheduler_kwargs"], seed=seed, device=device, progress=False)
-    res = train(model, (Xtr, Ytr), cfg, validate=validate)
-    m = res.model
-    return FitResult(m, m.predict(Xva_t).numpy(), m.predict(torch.from_numpy(Xte)).numpy(), res.history,
-                     res.best_epoch, time.perf_counter() - t0)

@@ -50,17 +50,24 @@ class MomentumEncoder(nn.Module):
 
     @torch.no_grad()
     def update(self, encoder: nn.Module) -> None:
-        """EMA step towards ``encoder`` (call it before each optimisation step)."""
-        mine = dict(self.encoder.named_parameters())
-        theirs = dict(encoder.named_parameters())
-        if mine.keys() != theirs.keys():
-            raise ValueError(
-                "update() needs the encoder this MomentumEncoder was built from (parameter "
-                "names differ)."
-            )
-        m = self.momentum
-        for name, p in mine.items():
-            p.mul_(m).add_(theirs[name].detach(), alpha=1.0 - m)
+        """EMA step towards ``encoder`` (call it before each optimisation step): one fused
+        ``lerp`` over all parameters, no per-parameter Python loop."""
+        pairs = getattr(self, "_pairs", None)
+        # pair the tensors once per source encoder (again if a conversion replaced the parameters)
+        if getattr(self, "_source", None) is not encoder or (pairs[0] and (
+                pairs[0][0] is not next(self.encoder.parameters()) or pairs[1][0] is not next(encoder.parameters()))):
+            mine, theirs = dict(self.encoder.named_parameters()), dict(encoder.named_parameters())
+            if mine.keys() != theirs.keys():
+                raise ValueError(
+                    "update() needs the encoder this MomentumEncoder was built from (parameter "
+                    "names differ)."
+                )
+            object.__setattr__(self, "_source", encoder)  # not a submodule: no second copy in state_dict
+            object.__setattr__(self, "_pairs", ([mine[n] for n in mine], [theirs[n] for n in mine]))
+        k, q = self._pairs
+        if k:
+            torch._foreach_lerp_(k, [t.detach() for t in q], 1.0 - self.momentum)  # m·θ_k + (1 − m)·θ_q
+        # buffers are looked up every time: .to(device) replaces buffer tensors (not parameters)
         their_buffers = dict(encoder.named_buffers())
         for name, b in self.encoder.named_buffers():
             b.copy_(their_buffers[name])
@@ -104,9 +111,15 @@ class LabelledQueue(nn.Module):
         self.register_buffer("_labels", torch.zeros(self.size, self.num_labels, dtype=torch.bool))
         self.register_buffer("_ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("_count", torch.zeros((), dtype=torch.long))
+        # Python mirrors of _ptr/_count: reading a CUDA buffer every step would sync with the host.
+        self._p, self._n = 0, 0
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._sync_counters())
+
+    def _sync_counters(self) -> None:
+        self._p, self._n = int(self._ptr), int(self._count)
 
     def __len__(self) -> int:
-        return int(self._count)
+        return self._n
 
     @property
     def is_full(self) -> bool:
@@ -123,14 +136,13 @@ class LabelledQueue(nn.Module):
         return self._ordered(self._labels)
 
     def _ordered(self, buf: Tensor) -> Tensor:
-        n, ptr = len(self), int(self._ptr)
-        if n < self.size:
-            return buf[:n]
-        return buf if ptr == 0 else torch.cat([buf[ptr:], buf[:ptr]])
+        if self._n < self.size:
+            return buf[: self._n]
+        return buf if self._p == 0 else torch.cat([buf[self._p :], buf[: self._p]])
 
     @torch.no_grad()
     def enqueue(self, keys: Tensor, labels: Tensor, gather_distributed: bool = False) -> None:
-        """Append a batch (detached); the oldest entries are overwritten once full.
+        """Append a batch (detached, copied in place); the oldest entries are overwritten once full.
 
         With ``gather_distributed=True`` and ``torch.distributed`` initialised, the keys of all
         ranks are appended (in rank order), so every rank holds the same queue.
@@ -151,20 +163,25 @@ class LabelledQueue(nn.Module):
 
                 keys = gather_rows(keys)[0]
                 labels = gather_rows(labels.to(keys.dtype))[0]
-        labels = labels != 0
         n = keys.shape[0]
         if n >= self.size:
             keys, labels, n = keys[-self.size :], labels[-self.size :], self.size
-        ptr = int(self._ptr)
-        idx = (torch.arange(n, device=self._keys.device) + ptr) % self.size
-        self._keys[idx] = keys.to(self._keys.dtype)
-        self._labels[idx] = labels.to(self._labels.device)
-        self._ptr.fill_((ptr + n) % self.size)
-        self._count.fill_(min(self.size, int(self._count) + n))
+        p, first = self._p, min(n, self.size - self._p)  # [p, p+first) then wrap to [0, n-first)
+        self._keys[p : p + first].copy_(keys[:first])
+        self._labels[p : p + first].copy_(labels[:first] != 0)
+        if first < n:
+            self._keys[: n - first].copy_(keys[first:])
+            self._labels[: n - first].copy_(labels[first:] != 0)
+        self._p, self._n = (p + n) % self.size, min(self.size, self._n + n)
+        self._ptr.fill_(self._p)
+        self._count.fill_(self._n)
 
     def references(self, keys: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """``cat([keys, queue.keys])`` and their labels: the reference set of a MoCo step."""
+        """``cat([keys, queue])`` and their labels: the reference set of a MoCo step. Once the
+        queue is full its slots are taken in storage order (not oldest first): every loss here
+        sums over the reference set, so the order does not matter and no copy is needed."""
+        stored = slice(0, self._n)
         return (
-            torch.cat([keys, self.keys.to(keys.dtype)]),
-            torch.cat([labels.to(torch.bool), self.labels.to(labels.device)]),
+            torch.cat([keys, self._keys[stored].to(keys.dtype)]),
+            torch.cat([labels.to(torch.bool), self._labels[stored].to(labels.device)]),
         )

@@ -31,16 +31,21 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from mlcl.models.heads import Projector
 
 __all__ = [
     "ConvTokenEncoder",
     "ResNetTokenEncoder",
     "MultiAttBlock",
     "LabelLevelNet",
+    "label_level_outputs",
     "GlobalPoolNet",
     "make_encoder",
 ]
@@ -161,13 +166,6 @@ class SelfAttention(MultiAttBlock):
         return super().forward(x, x, x)
 
 
-class Projector(nn.Sequential):
-    """``Linear(D, hidden) – ReLU – Linear(hidden, out)``; outputs are L2-normalised by the caller."""
-
-    def __init__(self, dim: int, hidden: int, out: int) -> None:
-        super().__init__(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out))
-
-
 # ----------------------------------------------------------------------------------------------
 class LabelLevelNet(nn.Module):
     """MulCon's label-level embedding network + per-label classifiers + projector (eq. 1–6).
@@ -263,3 +261,20 @@ class GlobalPoolNet(nn.Module):
     def forward(self, x: Tensor, return_attention: bool = False) -> dict[str, Tensor]:
         h = self.encoder(x).mean(dim=(-2, -1))
         return {"logits": self.classifier(h), "h": h, "z": F.normalize(self.projector(h), dim=-1)}
+
+
+def label_level_outputs(model: nn.Module, X: Any, batch_size: int = 256,
+                        attention: bool = False) -> dict[str, np.ndarray]:
+    """Eval-mode outputs over ``X`` as numpy: ``probs`` = σ(logits), ``z`` and (label-level nets)
+    ``g``; with ``attention`` also the label→token attention averaged over heads ``(N, L, h·w)``
+    and the token ``grid`` (h, w)."""
+    from mlcl.models.inference import forward_outputs
+
+    out = forward_outputs(model, X, ("logits", "z", "g", "h", "attention", "grid"), batch_size,
+                          **({"return_attention": True} if attention else {}))
+    out["probs"] = torch.sigmoid(torch.from_numpy(out.pop("logits"))).numpy()
+    if "attention" in out:
+        out["attention"] = out["attention"].mean(1)
+    elif "grid" in out:
+        del out["grid"]
+    return out

@@ -17,9 +17,9 @@ What the authors' code (``williamzhangsjtu/MulSupCon`` @ 42b23028) does, reimple
 
 For vector data the augmentation is :class:`FeatureMask` (every feature of each view zeroed with
 probability 0.5, no rescaling) applied to **standardised** inputs (a scaler fitted on the training
-split, see :func:`mlcl.pretrain.standardize`). For small images :class:`ImageJitter` is a pure-torch
+split, see :func:`mlcl.training.mulsupcon.standardize`). For small images :class:`ImageJitter` is a pure-torch
 stand-in (random shift and pixel noise); the paper's ImageNet-style augmentation lives in
-:func:`mlcl.pretrain.image_augmentation` (torchvision, imported lazily).
+:func:`mlcl.training.mulsupcon.image_settings` (torchvision, imported lazily).
 
 Example:
     >>> import torch
@@ -42,6 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mlcl.losses import MulSupConLoss, SupConLoss
+from mlcl.models.backbones import Dropout
+from mlcl.models.inference import represent
 from mlcl.models.moco import LabelledQueue, MomentumEncoder
 
 __all__ = ["FeatureMask", "ImageJitter", "MulSupConModel", "ProjectionHead", "analytic_gradient", "key_weights",
@@ -65,7 +67,7 @@ class FeatureMask(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0:
             return x
-        return x * (torch.rand_like(x) >= self.p).to(x.dtype)
+        return x * torch.rand_like(x).ge_(self.p)  # the uniform draw becomes the 0/1 mask in place
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -103,7 +105,7 @@ class ProjectionHead(nn.Module):
     def __init__(self, in_dim: int, hidden: int = 256, out_dim: int = 256, dropout: float = 0.1) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                                 nn.Dropout(dropout), nn.Linear(hidden, out_dim))
+                                 Dropout(dropout), nn.Linear(hidden, out_dim))
         self.out_dim = out_dim
 
     def forward(self, h: Tensor) -> Tensor:
@@ -199,30 +201,17 @@ class MulSupConModel(nn.Module):
         loss = self.criterion(q, y, ref, ref_y)
         if self.training and self.queue is not None:
             self.queue.enqueue(k, y)
-        fill = float(len(self.queue)) if self.queue is not None else 0.0
-        return {"loss": loss, "queue_fill": torch.tensor(fill)}
+        # a Python number: no tensor per step, no host sync (the queue counts in Python)
+        return {"loss": loss, "queue_fill": float(len(self.queue)) if self.queue is not None else 0.0}
 
-    @torch.no_grad()
     def encode(self, x: Tensor, batch_size: int = 1024) -> Tensor:
-        """Backbone features f_q(x) in eval mode (what fine-tuning and linear probing use)."""
-        was = self.training
-        self.eval()
-        dev = next(self.encoder.parameters()).device
-        x = torch.as_tensor(x, dtype=torch.float32)
-        out = torch.cat([self.encoder(xb.to(dev)).float().cpu() for xb in x.split(batch_size)])
-        self.train(was)
-        return out
+        """Backbone features f_q(x) in eval mode, on the CPU (what fine-tuning and probing use)."""
+        return torch.from_numpy(represent(self.encoder, x, batch_size))
 
-    @torch.no_grad()
     def project(self, x: Tensor, batch_size: int = 1024) -> Tensor:
-        """Normalised projections g_q(f_q(x)) in eval mode."""
-        was = self.training
-        self.eval()
-        dev = next(self.encoder.parameters()).device
-        x = torch.as_tensor(x, dtype=torch.float32)
-        out = torch.cat([self.head(self.encoder(xb.to(dev))).float().cpu() for xb in x.split(batch_size)])
-        self.train(was)
-        return out
+        """Normalised projections g_q(f_q(x)) in eval mode, on the CPU."""
+        both = nn.Sequential(self.encoder, self.head).train(self.training)  # represent() restores this mode
+        return torch.from_numpy(represent(both, x, batch_size))
 
 
 # ---------------------------------------------------------------------------------------------

