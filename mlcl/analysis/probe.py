@@ -3,7 +3,7 @@ r"""Linear probes on frozen representations.
 * :func:`abalone_linear_probe` — ABALONE's linear evaluation (Appendix A): per label, logistic
   regressions trained with AdamW over a (lr, weight decay) grid, the configuration chosen per
   label on validation F1. (MulSupCon's probe — one linear layer on the frozen encoder, trained
-  like fine-tuning — is a different protocol: :func:`mlcl.pretrain.linear_probe`.)
+  like fine-tuning — is a different protocol: :func:`mlcl.training.mulsupcon.linear_probe`.)
 * :func:`linear_probe_map` — MulCon chapter: test mAP of scikit-learn per-label logistic
   regressions (:class:`mlcl.models.logistic.BinaryRelevance`) on frozen (label-level) embeddings.
 

@@ -1,6 +1,6 @@
 """The one training engine: every method of the book trains through :func:`train`.
 
-Contract (unchanged from the old ``mlcl.train``): ``model(*batch)`` returns a dict of losses with
+Contract: ``model(*batch)`` returns a dict of losses with
 a ``"loss"`` entry (or pass ``loss_fn(model, batch) -> dict``); ``validate(model) -> float``
 (higher is better) runs after each epoch in eval mode under ``no_grad``; the epoch with the best
 *finite* score is restored at the end. Everything else is a :class:`TrainConfig` field:

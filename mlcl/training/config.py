@@ -13,7 +13,7 @@ RESUME_FREE = ("progress", "checkpoint", "checkpoint_every", "device", "num_work
 
 @dataclass
 class TrainConfig:
-    """Every setting of :func:`mlcl.training.train`; the defaults are today's ``mlcl.train`` ones.
+    """Every setting of :func:`mlcl.training.train`; the defaults are those of the loop it replaced.
 
     Schedule: ``epochs`` epochs; an epoch is one pass over the data (``steps_per_epoch=None``) or
     ``steps_per_epoch`` random batches (MulSupCon's iteration-counted "epochs").
