@@ -151,7 +151,7 @@ def test_bad_file_in_cache_is_replaced_but_user_files_are_not_touched(tmp_path, 
     monkeypatch.setenv("MLCL_CACHE", str(tmp_path / "cache"))
     ds = load_dataset("emotions")
     cached = tmp_path / "cache" / "mulan" / "emotions-train.arff"
-    assert ds.provenance.source.endswith(str(cached.parent)) and cached.exists()
+    assert ds.provenance.source.endswith("<mlcl cache>/mulan") and cached.exists()
     cached.write_bytes(cached.read_bytes()[:-2000])
     assert len(load_dataset("emotions").train) == 391
     # the user's directory (root=, MLCL_DATA): an error naming the file, the file left alone

@@ -33,7 +33,7 @@ import numpy as np
 from .arff import read_arff
 from .base import MultiLabelDataset, Provenance, Split, sha256_files
 from .registry import DatasetInfo, register
-from .store import available, locate, pinned
+from .store import available, locate, pinned, shown
 
 OPENML_IDS = {"yeast": 40597, "scene": 40595, "emotions": 40589}
 LABELS = {
@@ -105,7 +105,7 @@ def load_mulan_arff(directory: str | Path, name: str, n_labels: int | None = Non
     te = read(te_p, label_names or tr.label_names)
     if te.feature_names != tr.feature_names:
         raise ValueError(f"{name}: the attributes of {te_p} differ from those of {tr_p}")
-    prov = Provenance(source=f"Mulan ARFF {tr_p.name}, {te_p.name} in {d}", version="Mulan",
+    prov = Provenance(source=f"Mulan ARFF {tr_p.name}, {te_p.name} in {shown(d)}", version="Mulan",
                       checksum=f"sha256:{sha256_files([tr_p, te_p])}",
                       licence=LICENCES.get(name, "see Mulan's dataset page"), url=MULAN_URL,
                       notes="Mulan's train/test split" + (" (sparse ARFF)" if tr.sparse else ""))

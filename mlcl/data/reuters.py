@@ -39,7 +39,7 @@ import numpy as np
 
 from .base import MultiLabelDataset, Provenance, Split, sha256_files
 from .registry import DatasetInfo, register
-from .store import available, locate, pinned
+from .store import available, locate, pinned, shown
 
 N_FILES = 22
 URL = "https://kdd.ics.uci.edu/databases/reuters21578/reuters21578.tar.gz"
@@ -263,7 +263,7 @@ def load_reuters(root: Path, categories: str = "90", validation_fraction: float 
                     Y[i, pos[t]] = 1
         return Split(k, list(part["text"]), Y, {"newid": np.asarray(part["newid"], np.int64)})
 
-    prov = Provenance(source=f"Reuters-21578 Distribution 1.0 SGML files in {d}",
+    prov = Provenance(source=f"Reuters-21578 Distribution 1.0 SGML files in {shown(d)}",
                       version="Distribution 1.0, ModApte", checksum=f"sha256:{checksum}",
                       licence=LICENCE, url=URL,
                       notes=f"categories={categories}: topics with >=1 train and >=1 test doc")

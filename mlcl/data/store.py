@@ -58,6 +58,21 @@ def user_cache_dir() -> Path:
 
 
 @lru_cache(maxsize=1)
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as provenance shows it: under ``$MLCL_DATA``, the user cache or the home directory
+    it is written ``$MLCL_DATA/…``, ``<mlcl cache>/…`` or ``~/…``, so that no machine's absolute
+    path reaches a published page."""
+    p = Path(path)
+    for prefix, base in (("$MLCL_DATA", os.environ.get("MLCL_DATA")), ("<mlcl cache>", str(user_cache_dir())),
+                         ("~", str(Path.home()))):
+        if base:
+            try:
+                return str(Path(prefix) / p.resolve().relative_to(Path(base).expanduser().resolve()))
+            except ValueError:
+                continue
+    return p.name if p.is_absolute() else str(p)
+
+
 def manifest() -> dict[str, Any]:
     """The manifest of the packaged data (``_files/manifest.json``): sha256, sizes, provenance.
 

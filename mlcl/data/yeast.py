@@ -32,7 +32,7 @@ import numpy as np
 
 from .base import MultiLabelDataset, Provenance, Split
 from .registry import DatasetInfo, register
-from .store import available, dataset_info, find_local, locate, pinned
+from .store import available, dataset_info, find_local, locate, pinned, shown
 
 N_TEST = 917
 N_TOTAL = 2417
@@ -68,7 +68,7 @@ def read_mulan_yeast(root: str | Path | None = None) -> tuple[np.ndarray, np.nda
     if ds.feature_names != FEATURES or ds.label_names != LABELS:
         raise ValueError(f"{d}: unexpected yeast attribute names")
     info = dataset_info("mulan")
-    prov = Provenance(source=f"Mulan ARFF yeast-train.arff, yeast-test.arff in {d}",
+    prov = Provenance(source=f"Mulan ARFF yeast-train.arff, yeast-test.arff in {shown(d)}",
                       version="Mulan", checksum=ds.provenance.checksum, licence=LICENCE,
                       url=info["url"])
     return ds.train.X, ds.train.Y, ds.test.X, ds.test.Y, prov
@@ -192,7 +192,7 @@ def load_yeast_mulsupcon(root: Path | None = None, source: str = "auto") -> Mult
             X, Y = read_mulsupcon_hdf5(p, expected_rows=pin.get("rows"))
             splits[k] = Split(k, X, Y)
             sha.append(f"{fn}:{(pin.get('sha256') or '')[:16]}")
-        prov = Provenance(source=f"{d}/yeast_official_*.hdf5", version=MULSUPCON_REPO,
+        prov = Provenance(source=f"{shown(d)}/yeast_official_*.hdf5", version=MULSUPCON_REPO,
                           checksum="sha256 prefixes " + " ".join(sha), licence=LICENCE,
                           url="https://github.com/williamzhangsjtu/MulSupCon")
     else:
