@@ -109,7 +109,7 @@ def test_python_dash_m_works():
     assert out.returncode == 0 and "reproduce" in out.stdout
 
 
-def test_data_list_shows_offline_datasets(shared_data, capsys):
+def test_data_list_shows_offline_datasets(data_root, capsys):
     assert main(["data", "list"]) == 0
     out = capsys.readouterr().out
     for name in ("yeast", "yeast-mulsupcon", "scene", "emotions", "reuters21578", "digits"):

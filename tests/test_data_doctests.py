@@ -12,8 +12,8 @@ MODULES = ["__init__", "base", "registry", "store", "torch_utils", "arff", "yeas
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name, shared_data, monkeypatch):
-    monkeypatch.setenv("MLCL_DATA", str(shared_data))
+def test_docstring_examples(name, data_root, monkeypatch):
+    monkeypatch.setenv("MLCL_DATA", str(data_root))
     mod = importlib.import_module("mlcl.data" if name == "__init__" else f"mlcl.data.{name}")
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert res.failed == 0

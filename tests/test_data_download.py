@@ -25,7 +25,7 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("MLCL_DATA", str(tmp_path / "env"))
     assert data_root() == tmp_path / "env"
     assert data_root(tmp_path / "arg") == tmp_path / "arg"
-    monkeypatch.delenv("MLCL_DATA")
+    monkeypatch.delenv("MLCL_DATA", raising=False)
     assert "mlcl" in str(data_root())
 
 
@@ -83,12 +83,12 @@ def test_existing_file_is_never_trusted_unverified(tmp_path):
 
 # ------------------------------------------------------------------ Reuters: the issue's reproducers
 @pytest.fixture(scope="module")
-def reuters_tgz(shared_data, tmp_path_factory):
+def reuters_tgz(data_root, tmp_path_factory):
     """The UCI archive's layout: the 22 SGML files (pinned in the manifest) at the top level."""
     d = tmp_path_factory.mktemp("uci")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as t:
-        for f in sorted((shared_data / "reuters21578").glob("*")):
+        for f in sorted((data_root / "reuters21578").glob("*")):
             t.add(f, arcname=f.name)
     (d / "reuters21578.tar.gz").write_bytes(buf.getvalue())
     return d / "reuters21578.tar.gz"
@@ -177,14 +177,14 @@ def test_extract_refuses_unsafe(tmp_path):
         download_and_extract(arc.as_uri(), tmp_path / "out", name="bad", progress=False)
 
 
-def test_valid_archive_with_a_changed_file_is_refused_by_the_pins(shared_data, no_local_copy,
+def test_valid_archive_with_a_changed_file_is_refused_by_the_pins(data_root, no_local_copy,
                                                                   tmp_path, monkeypatch):
     # an intact gzip whose reut2-007.sgm differs by one byte (another version of the collection)
     import mlcl.data.reuters as reuters
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as t:
-        for f in sorted((shared_data / "reuters21578").glob("reut2-*.sgm")):
+        for f in sorted((data_root / "reuters21578").glob("reut2-*.sgm")):
             data = f.read_bytes()
             if f.name == "reut2-007.sgm":
                 data = data.replace(b"<D>earn</D>", b"<D>acq</D>", 1)

@@ -67,14 +67,14 @@ def test_mulan_arff_dir_with_xml(tmp_path):
     ("scene", (1211, 1196), 294, 6, 1.0740),
     ("emotions", (391, 202), 72, 6, 1.8685),
 ])
-def test_scene_emotions(shared_data, name, sizes, F, L, card):
-    ds = load_dataset(name, root=shared_data)
+def test_scene_emotions(data_root, name, sizes, F, L, card):
+    ds = load_dataset(name, root=data_root)
     assert (len(ds.train), len(ds.test)) == sizes and ds.validation is None
     assert ds.n_features == F and ds.n_labels == L
     c = ds.card()
     assert c["cardinality"] == pytest.approx(card, abs=1e-4) and c["n_empty"] == 0
     assert ds.provenance.checksum.startswith("sha256:")
-    v = load_dataset(name, root=shared_data, validation_fraction=0.2, seed=0)
+    v = load_dataset(name, root=data_root, validation_fraction=0.2, seed=0)
     assert len(v.train) + len(v.validation) == sizes[0]
 
 
@@ -116,7 +116,7 @@ def test_no_silent_switch_to_openml(monkeypatch, tmp_path):
         raise AssertionError("fetch_openml must not be called")
 
     monkeypatch.setattr(sklearn.datasets, "fetch_openml", forbidden)
-    monkeypatch.delenv("MLCL_DATA")
+    monkeypatch.delenv("MLCL_DATA", raising=False)
     monkeypatch.setenv("MLCL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(store, "is_packaged", lambda *a: False)
     for name in ("scene", "emotions"):

@@ -20,25 +20,25 @@ FIX = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
-def scene_lines(shared_data):
-    return (shared_data / "mulan" / "scene-train.arff").read_text().splitlines(keepends=True)
+def scene_lines(data_root):
+    return (data_root / "mulan" / "scene-train.arff").read_text().splitlines(keepends=True)
 
 
-def _mulan_dir(tmp_path, shared_data, train_text=None, test_text=None):
+def _mulan_dir(tmp_path, data_root, train_text=None, test_text=None):
     d = tmp_path / "mulan"
     d.mkdir(exist_ok=True)
     for s, txt in (("train", train_text), ("test", test_text)):
         if txt is None:
-            shutil.copy(shared_data / "mulan" / f"scene-{s}.arff", d / f"scene-{s}.arff")
+            shutil.copy(data_root / "mulan" / f"scene-{s}.arff", d / f"scene-{s}.arff")
         else:
             (d / f"scene-{s}.arff").write_text(txt)
     return d
 
 
 @pytest.mark.parametrize("keep_rows", [404, 454, 1000, 1210])
-def test_scene_train_cut_at_a_line_boundary(shared_data, scene_lines, tmp_path, keep_rows):
+def test_scene_train_cut_at_a_line_boundary(data_root, scene_lines, tmp_path, keep_rows):
     header_end = next(i for i, l in enumerate(scene_lines) if l.lower().startswith("@data")) + 1
-    d = _mulan_dir(tmp_path, shared_data, "".join(scene_lines[: header_end + keep_rows]))
+    d = _mulan_dir(tmp_path, data_root, "".join(scene_lines[: header_end + keep_rows]))
     n = pinned("mulan", "scene-train.arff")["rows"]
     with pytest.raises(ValueError, match=rf"scene-train\.arff has {keep_rows} data rows, expected {n}"):
         load_mulan_arff(d, "scene")  # the reader's row count
@@ -46,10 +46,10 @@ def test_scene_train_cut_at_a_line_boundary(shared_data, scene_lines, tmp_path, 
         load_dataset("scene", root=tmp_path)  # the lookup's sha256, before any parsing
 
 
-def test_doubled_data_section_and_doubled_file(shared_data, scene_lines, tmp_path):
+def test_doubled_data_section_and_doubled_file(data_root, scene_lines, tmp_path):
     header_end = next(i for i, l in enumerate(scene_lines) if l.lower().startswith("@data")) + 1
     rows = scene_lines[header_end:]
-    d = _mulan_dir(tmp_path, shared_data, "".join(scene_lines + rows))
+    d = _mulan_dir(tmp_path, data_root, "".join(scene_lines + rows))
     with pytest.raises(ValueError, match=r"scene-train\.arff has 2422 data rows, expected 1211"):
         load_mulan_arff(d, "scene")
     (d / "scene-train.arff").write_text("".join(scene_lines + scene_lines))
@@ -57,9 +57,9 @@ def test_doubled_data_section_and_doubled_file(shared_data, scene_lines, tmp_pat
         load_mulan_arff(d, "scene")
 
 
-def test_header_only_and_header_cut_blame_the_train_file(shared_data, scene_lines, tmp_path):
+def test_header_only_and_header_cut_blame_the_train_file(data_root, scene_lines, tmp_path):
     header_end = next(i for i, l in enumerate(scene_lines) if l.lower().startswith("@data")) + 1
-    d = _mulan_dir(tmp_path, shared_data, "".join(scene_lines[:header_end]))
+    d = _mulan_dir(tmp_path, data_root, "".join(scene_lines[:header_end]))
     with pytest.raises(ValueError, match=r"scene-train\.arff: the @data section has no rows"):
         load_mulan_arff(d, "scene")
     (d / "scene-train.arff").write_text("".join(scene_lines[:150]))  # cut inside the header

@@ -10,8 +10,8 @@ OFFLINE = {"yeast", "yeast-mulsupcon", "scene", "emotions", "reuters21578", "dig
 PAPER_SCALE = {"coco2014", "voc2007", "nus-wide", "mirflickr25k", "aapd", "rcv1-v2", "uk-lex"}
 
 
-def test_list_datasets_shared(shared_data, monkeypatch):
-    monkeypatch.setenv("MLCL_DATA", str(shared_data))
+def test_list_datasets_shared(data_root, monkeypatch):
+    monkeypatch.setenv("MLCL_DATA", str(data_root))
     rows = {r["name"]: r for r in list_datasets()}
     assert OFFLINE | PAPER_SCALE <= set(rows)
     for n in OFFLINE:
@@ -40,10 +40,10 @@ def test_unknown_names():
         load_dataset("zzz:x")
 
 
-def test_every_offline_dataset_loads(shared_data):
+def test_every_offline_dataset_loads(data_root):
     for n in sorted(OFFLINE - {"reuters21578"}):  # Reuters has its own test module
         opts = {"n_train": 50, "n_validation": 10, "n_test": 20} if n == "digits" else {}
-        ds = load_dataset(n, root=shared_data, **opts)
+        ds = load_dataset(n, root=data_root, **opts)
         c = ds.card()
         assert c["n_train"] > 0 and c["n_test"] > 0 and c["n_labels"] == len(ds.label_names)
         assert ds.provenance.source and ds.provenance.licence

@@ -12,9 +12,9 @@ from mlcl.data.reuters import modapte, parse_reuters, parse_sgm
 
 
 @pytest.fixture(scope="module")
-def reuters(shared_data):
+def reuters(data_root):
     t = time.perf_counter()
-    ds = load_dataset("reuters21578", root=shared_data)  # parsed from the .sgm files (no cache)
+    ds = load_dataset("reuters21578", root=data_root)  # parsed from the .sgm files (no cache)
     ds.load_seconds = time.perf_counter() - t
     return ds
 
@@ -42,14 +42,14 @@ def test_text_and_ids(reuters):
     assert reuters.label_names[int(f.argmax())] == "earn" and f.max() > 100 * f.min()  # long tail
 
 
-def test_all_documents_and_categories(shared_data):
-    docs = parse_reuters(shared_data / "reuters21578")
+def test_all_documents_and_categories(data_root):
+    docs = parse_reuters(data_root / "reuters21578")
     assert len(docs) == 21578
     sp = modapte(docs, "all")
     assert (len(sp["train"]), len(sp["test"])) == (9603, 3299)
-    ds = load_dataset("reuters21578", root=shared_data, categories="all")
+    ds = load_dataset("reuters21578", root=data_root, categories="all")
     assert ds.card()["n_empty"] > 0 and ds.n_labels > 90
-    assert load_dataset("reuters21578", root=shared_data, categories="all",
+    assert load_dataset("reuters21578", root=data_root, categories="all",
                         drop_empty=True).card()["n_empty"] == 0
 
 
@@ -63,14 +63,14 @@ def test_parse_sgm_unproc_and_brief():
     assert b["topics"] == ["gold", "silver"] and b["text"] == "GOLD UP" and b["topics_attr"] == "NO"
 
 
-def test_cache_roundtrip(shared_data, tmp_path, monkeypatch):
+def test_cache_roundtrip(data_root, tmp_path, monkeypatch):
     import platformdirs
 
     monkeypatch.setattr(platformdirs, "user_cache_dir", lambda *a, **k: str(tmp_path))
-    a = load_dataset("reuters21578", root=shared_data, cache=True)
+    a = load_dataset("reuters21578", root=data_root, cache=True)
     assert list((tmp_path / "parsed").glob("*.json.gz"))
     t = time.perf_counter()
-    b = load_dataset("reuters21578", root=shared_data, cache=True)
+    b = load_dataset("reuters21578", root=data_root, cache=True)
     assert time.perf_counter() - t < 2.0
     assert a.train.X == b.train.X and np.array_equal(a.test.Y, b.test.Y)
 
@@ -79,17 +79,17 @@ def test_missing_files_message(tmp_path, monkeypatch):
     # nothing local, nothing packaged (a slim install), downloads refused: say where we looked
     import mlcl.data.store as store
 
-    monkeypatch.delenv("MLCL_DATA")
+    monkeypatch.delenv("MLCL_DATA", raising=False)
     monkeypatch.setenv("MLCL_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(store, "is_packaged", lambda *a: False)
     with pytest.raises(FileNotFoundError, match=r"(?s)reut2-000.sgm.*root: .*MLCL_DATA/reuters21578"):
         load_dataset("reuters21578", root=tmp_path, download=False)
 
 
-def test_truncated_sgm_is_refused(shared_data, tmp_path):
+def test_truncated_sgm_is_refused(data_root, tmp_path):
     from mlcl.data.reuters import read_sgm
 
-    src = (shared_data / "reuters21578" / "reut2-003.sgm").read_bytes()
+    src = (data_root / "reuters21578" / "reut2-003.sgm").read_bytes()
     cut = src[: src.index(b"</REUTERS>", len(src) // 2)]  # stops inside a document
     (tmp_path / "reut2-003.sgm").write_bytes(cut)
     with pytest.raises(ValueError, match=r"reut2-003\.sgm: \d+ <REUTERS> documents opened, \d+ complete"):

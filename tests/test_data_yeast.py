@@ -30,9 +30,9 @@ def test_yeast_shapes_types(yeast):
     assert p.checksum.startswith("sha256:") and p.version == "Mulan" and p.licence
 
 
-def test_yeast_equals_mulan_arff(yeast, shared_data):
-    te = read_arff(shared_data / "mulan" / "yeast-test.arff", n_labels=14)
-    tr = read_arff(shared_data / "mulan" / "yeast-train.arff", n_labels=14)
+def test_yeast_equals_mulan_arff(yeast, data_root):
+    te = read_arff(data_root / "mulan" / "yeast-test.arff", n_labels=14)
+    tr = read_arff(data_root / "mulan" / "yeast-train.arff", n_labels=14)
     np.testing.assert_array_equal(yeast.test.X, te.X)
     np.testing.assert_array_equal(yeast.test.Y, te.Y)
     assert te.label_names == yeast.label_names
@@ -47,12 +47,12 @@ def test_yeast_equals_mulan_arff(yeast, shared_data):
     np.testing.assert_array_equal(full.train.Y, tr.Y)
 
 
-def test_committed_split_file_matches_derivation(shared_data):
-    derived = derive_mulsupcon_split(shared_data / "mulsupcon_yeast" / "split_indices.json")
+def test_committed_split_file_matches_derivation(data_root):
+    derived = derive_mulsupcon_split(data_root / "mulsupcon_yeast" / "split_indices.json")
     committed = mulsupcon_split()
     for k in ("train", "validation", "label_columns"):
         assert committed[k] == derived[k], k
-    src = json.loads((shared_data / "mulsupcon_yeast" / "split_indices.json").read_text())
+    src = json.loads((data_root / "mulsupcon_yeast" / "split_indices.json").read_text())
     assert committed["validation"] == src["val_idx_in_mulan_train"]
 
 

@@ -62,7 +62,7 @@ def test_paired_differences_by_seed():
         paired_differences(df, "a", "c")
 
 
-def test_load_with_validation(shared_data):
+def test_load_with_validation(data_root):
     from mlcl.analysis.compare import load_with_validation
     from mlcl.data import load_dataset
 
