@@ -23,6 +23,7 @@ Every loss in the package follows the same conventions (documented once, here an
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Literal
 
@@ -108,8 +109,7 @@ def check_labels(
 def _is_binary(labels: Tensor) -> bool:
     if labels.is_floating_point():
         return bool(((labels == 0) | (labels == 1)).all())
-    lo, hi = torch.aminmax(labels)
-    return bool(lo >= 0) and bool(hi <= 1)
+    return torch.equal(labels.clamp(0, 1), labels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,9 +131,48 @@ def no_autocast(x: Tensor) -> AbstractContextManager:
     return nullcontext()
 
 
+class _Normalize(torch.autograd.Function):
+    """z = x / ‖x‖ along the last dimension, without overflow or underflow.
+
+    ``F.normalize`` squares in the input precision: a float32 row with a norm above ~1.8e19
+    overflows to inf and becomes a zero vector (float64: above ~1e154), and rows below ~1e-19
+    lose their precision. Such rows are divided by their largest |entry| before squaring. On
+    the CPU the plain norm is computed first and the scaled path runs only when a norm is out
+    of the safe range (a host check, free there); on accelerators the scaled path always runs
+    (no host synchronisation). The backward is the closed form (g − z (z·g)) / ‖x‖. A
+    non-finite row gives NaN (never a silent zero vector); a zero row stays zero.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        fi = torch.finfo(x.dtype)
+        if x.device.type == "cpu":
+            n = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+            if torch.equal(n.clamp(fi.tiny**0.5 * 16, fi.max), n):  # no over/underflow, finite
+                n = n.clamp_min_(1e-12)
+                ctx.save_for_backward((z := x / n), n)
+                return z
+        s = x.abs().amax(-1, keepdim=True).clamp_min_(fi.tiny)
+        xs = x / s
+        n = torch.linalg.vector_norm(xs, dim=-1, keepdim=True).clamp_min_(1e-12)
+        z = xs.div_(n)
+        ctx.save_for_backward(z, n.mul_(s))  # n · s = ‖x‖ (clamped)
+        return z
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor) -> Tensor:  # type: ignore[override]
+        z, n = ctx.saved_tensors
+        return torch.addcmul(g, z, (z * g).sum(-1, keepdim=True), value=-1.0).div_(n)
+
+
 def normalize(x: Tensor, dtype: torch.dtype) -> Tensor:
-    """L2-normalise the last dimension, in ``dtype``."""
-    return F.normalize(x.to(dtype), p=2.0, dim=-1, eps=1e-12)
+    """L2-normalise the last dimension in ``dtype``, without overflow (see :class:`_Normalize`)."""
+    if x.dtype != dtype:
+        x = x.to(dtype)
+    if x.numel() == 0:
+        return x * 1.0
+    return _Normalize.apply(x)
 
 
 class _LogSumExp(torch.autograd.Function):
@@ -249,6 +288,439 @@ def masked_logsumexp(logits: Tensor, keep: Tensor | None, dim: int = -1) -> Tens
 
 
 # --------------------------------------------------------------------------------------------
+# the fused similarity kernel: dense or tiled
+# --------------------------------------------------------------------------------------------
+#: Above this many B × M entries (64 MB in float32) the similarity matrix is processed in
+#: blocks of references (override per loss with ``chunk_size=``) ...
+AUTO_ELEMENTS = 1 << 24
+#: ... of about this many entries each (8 MB: blocks that stay in cache are faster than one
+#: huge block; measured on the CPU, benchmarks/bench_losses.py)
+AUTO_BLOCK_ELEMENTS = 1 << 21
+
+#: weight_fn(j0, j1) -> positive weights of references j0..j1-1, reference-major (j1-j0, B)
+WeightFn = Callable[[int, int], Tensor]
+
+
+class Values:
+    """A reference-side matrix V (M, C) that weighted similarities are multiplied with
+    (interface; see :class:`LabelValues`). ``width`` = C."""
+
+    width: int
+
+    def right(self, at: Tensor, j0: int, j1: int) -> Tensor:  # pragma: no cover - interface
+        """A @ V[j0:j1] for a reference-major block ``at`` = Aᵀ (j1 - j0, B) → (B, C)."""
+        raise NotImplementedError
+
+    def left(self, g: Tensor, j0: int, j1: int) -> Tensor:  # pragma: no cover - interface
+        """V[j0:j1] @ Gᵀ for G (B, C) → reference-major (j1 - j0, B)."""
+        raise NotImplementedError
+
+
+def _block_weights(weight_fn: WeightFn, j0: int, j1: int, off: int | None) -> Tensor:
+    w = weight_fn(j0, j1)
+    if off is not None:  # the anchor's own entry is never a positive
+        w.diagonal(off).zero_()
+    return w
+
+
+def _weighted(xt: Tensor, wt: Tensor, values: Values | None, j0: int, j1: int):
+    """(Σ_m w·x, Σ_m w) or ((w ⊙ x) V, w V) for one reference-major block."""
+    if values is None:
+        return (xt * wt).sum(0), wt.sum(0)
+    return values.right(xt * wt, j0, j1), values.right(wt, j0, j1)
+
+
+class _SimContrast(torch.autograd.Function):
+    """The one B × M pass every sample-level loss needs.
+
+    With x_im = scale · q_i·k_m (anchor i's own entry k_{self_offset+i} removed when
+    ``self_offset`` is set) and positive weights w_im (from ``weight_fn``, no gradient) it
+    returns
+
+        lse_i = log Σ_m exp x_im,    pos_i = Σ_m w_im x_im  (or (w ⊙ x) V),   wsum_i = Σ_m w_im
+
+    in one pass over the similarity matrix: the weights are folded into the sweep that forms
+    the log-sum-exp. The matrix is stored reference-major (M × B, i.e. xᵀ): the label products
+    produce the weights in that layout and the reductions over m run along contiguous rows.
+
+    ``bounded`` (unit-norm q and k, so |x| ≤ scale): the log-sum-exp is stabilised by the
+    constant ``scale`` instead of the row maximum, and the shift is applied inside the GEMM
+    (``addmm`` with beta = 1): no max pass, no subtraction pass, and the tiled path needs no
+    running maximum. exp(x − scale) ≥ exp(−2·scale) stays a normal float for scale ≤ 30
+    (τ ≥ 1/30); otherwise, and for unbounded inputs, the row maximum is used.
+
+    ``block ≥ M``: dense; the unnormalised exponentials and the weights are kept for the
+    backward pass. ``block < M``: the references are swept in blocks of ``block`` with a
+    streaming (online) log-sum-exp; only q, k and lse are kept and the backward recomputes each
+    block, so memory is O(B · block).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx, q, k, scale, self_offset, weight_fn, values, block, symmetric, bounded
+    ):
+        B, M = q.shape[0], k.shape[0]
+        qt = q.t()
+        shift = bounded and scale <= 30.0
+        # base: -scale (the constant shift, added by the GEMM) or a (B,) tensor addmm ignores
+        base = q.new_full((B,), -scale) if shift else q[:, 0]
+        beta = 1.0 if shift else 0.0
+        has_pos = weight_fn is not None
+        ctx.scale, ctx.self_offset, ctx.block, ctx.beta = scale, self_offset, block, beta
+        ctx.weight_fn, ctx.values, ctx.symmetric = weight_fn, values, symmetric
+        # in the M × B layout anchor i's own entry (m = self_offset + i, i) lies on the
+        # diagonal with offset -self_offset (j0 - self_offset for the block starting at j0)
+        pos = wsum = None
+        if block >= M:  # dense
+            xt = torch.addmm(base, k, qt, beta=beta, alpha=scale)
+            off = None if self_offset is None else -self_offset
+            wt = None
+            if has_pos:
+                wt = _block_weights(weight_fn, 0, M, off)
+                pos, wsum = _weighted(xt, wt, values, 0, M)
+            if off is not None:
+                xt.diagonal(off).fill_(-math.inf)
+            if shift:
+                m = base
+            else:
+                m = xt.amax(0)
+                xt.sub_(m)
+            s = xt.exp_().sum(0)
+            lse = s.log().sub_(base) if shift else s.log().add_(m)
+            ctx.save_for_backward(q, k, xt, s, wt)
+        else:  # tiled: streaming log-sum-exp over blocks of references
+            run_s = q.new_zeros(B)
+            run_m = None if shift else q.new_full((B,), torch.finfo(q.dtype).min)
+            for j0 in range(0, M, block):
+                j1 = min(j0 + block, M)
+                xt = torch.addmm(base, k[j0:j1], qt, beta=beta, alpha=scale)
+                off = None if self_offset is None else j0 - self_offset
+                if has_pos:
+                    wt = _block_weights(weight_fn, j0, j1, off)
+                    bp, bw = _weighted(xt, wt, values, j0, j1)
+                    pos = bp if pos is None else pos.add_(bp)
+                    wsum = bw if wsum is None else wsum.add_(bw)
+                if off is not None:
+                    xt.diagonal(off).fill_(-math.inf)
+                if shift:
+                    run_s.add_(xt.exp_().sum(0))
+                else:
+                    new_m = torch.maximum(run_m, xt.amax(0))
+                    run_s.mul_((run_m - new_m).exp_()).add_(xt.sub_(new_m).exp_().sum(0))
+                    run_m = new_m
+            lse = run_s.log_().sub_(base) if shift else run_s.log_().add_(run_m)
+            ctx.save_for_backward(q, k, lse, None, None)
+        ctx.set_materialize_grads(False)
+        if not has_pos:
+            return lse
+        if shift:  # the weighted sums saw x − scale: add scale · Σ w back
+            pos = torch.add(pos, wsum, alpha=scale)
+        ctx.mark_non_differentiable(wsum)
+        return lse, pos, wsum
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_lse, g_pos=None, _g_wsum=None):  # type: ignore[override]
+        q, k, saved, s, wt = ctx.saved_tensors
+        scale, values, self_offset = ctx.scale, ctx.values, ctx.self_offset
+        need_q, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        M = k.shape[0]
+
+        def block_grad(et: Tensor, coef: Tensor | None, wt, j0: int, j1: int, fresh: bool):
+            # d lse / dx = softmax = e / s; d pos / dx = w (or w ⊙ (V g) for per-label outputs)
+            if coef is None:
+                gx = torch.zeros_like(et)
+            else:
+                gx = et.mul_(coef) if fresh else et * coef
+            if wt is not None and g_pos is not None:
+                gw = g_pos if values is None else values.left(g_pos, j0, j1)
+                gx.addcmul_(wt, gw)
+            return gx
+
+        if ctx.block >= M:
+            gxt = block_grad(saved, None if g_lse is None else g_lse / s, wt, 0, M, False)
+            if ctx.symmetric:
+                gq = torch.addmm(q, gxt + gxt.t(), q, beta=0.0, alpha=scale)
+                return gq, None, None, None, None, None, None, None, None
+            gq = torch.addmm(q, gxt.t(), k, beta=0.0, alpha=scale) if need_q else None
+            gk = torch.addmm(k, gxt, q, beta=0.0, alpha=scale) if need_k else None
+            return gq, gk, None, None, None, None, None, None, None
+        lse, qt = saved, q.t()
+        neg_lse = -lse  # x − lse in the GEMM: e = exp(x − lse) is the softmax itself
+        gq = torch.zeros_like(q) if need_q else None
+        gk = torch.empty_like(k) if need_k else None
+        for j0 in range(0, M, ctx.block):
+            j1 = min(j0 + ctx.block, M)
+            kb = k[j0:j1]
+            xt = torch.addmm(neg_lse, kb, qt, alpha=scale)
+            off = None if self_offset is None else j0 - self_offset
+            wb = None
+            if ctx.weight_fn is not None and g_pos is not None:
+                wb = _block_weights(ctx.weight_fn, j0, j1, off)
+            if off is not None:
+                xt.diagonal(off).fill_(-math.inf)
+            gxt = block_grad(xt.exp_(), g_lse, wb, j0, j1, True)
+            if need_q:
+                gq.addmm_(gxt.t(), kb, alpha=scale)
+            if need_k:
+                torch.addmm(kb, gxt, q, beta=0.0, alpha=scale, out=gk[j0:j1])
+        return gq, gk, None, None, None, None, None, None, None
+
+
+def check_chunk_size(chunk_size: int | None) -> int | None:
+    """Validate a loss's ``chunk_size=`` argument (None = automatic)."""
+    if chunk_size is None:
+        return None
+    if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or int(chunk_size) < 1:
+        raise ValueError(
+            f"chunk_size must be a positive integer (references per block) or None "
+            f"(automatic), got {chunk_size!r}."
+        )
+    return int(chunk_size)
+
+
+def resolve_chunk(chunk_size: int | None, n_anchors: int, n_refs: int) -> int:
+    """References per block: ``chunk_size`` if given; otherwise all of them while the B × M
+    matrix has at most :data:`AUTO_ELEMENTS` entries, else blocks of about
+    :data:`AUTO_BLOCK_ELEMENTS` entries (at least 256 references)."""
+    if chunk_size is not None:
+        return max(1, min(chunk_size, n_refs))
+    if n_anchors * n_refs <= AUTO_ELEMENTS:
+        return max(n_refs, 1)
+    return max(256, AUTO_BLOCK_ELEMENTS // max(n_anchors, 1))
+
+
+def sim_contrast(
+    q: Tensor,
+    k: Tensor,
+    scale: float,
+    self_offset: int | None = None,
+    weight_fn: WeightFn | None = None,
+    values: Values | None = None,
+    chunk: int | None = None,
+    bounded: bool = True,
+):
+    """Run :class:`_SimContrast`: lse (B,), or (lse, pos, wsum) when ``weight_fn`` is given.
+
+    ``bounded``: q and k have unit (or zero) norm, so |q·k| ≤ 1 (see :class:`_SimContrast`).
+
+    Empty reference sets (or a single reference that is the anchor itself) give lse = 0 and
+    pos = wsum = 0, attached to the graph.
+    """
+    B, M = q.shape[0], k.shape[0]
+    if B == 0 or M - (self_offset is not None) <= 0:
+        zero = (q.sum(1) + k.sum() * 0.0) * 0.0
+        if weight_fn is None:
+            return zero
+        c = zero if values is None else zero[:, None].expand(B, values.width).contiguous()
+        return zero, c, c.detach()
+    block = resolve_chunk(chunk, B, M)
+    symmetric = q is k and self_offset in (None, 0) and block >= M
+    return _SimContrast.apply(
+        q, k, float(scale), self_offset, weight_fn, values, block, symmetric, bounded
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# label statistics, once per batch
+# --------------------------------------------------------------------------------------------
+class _quiet_sparse:
+    """Silence torch's 'sparse CSR support is in beta' warning around our (tested) use."""
+
+    def __enter__(self):
+        import warnings
+
+        self._cm = warnings.catch_warnings()
+        self._cm.__enter__()
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+    def __exit__(self, *exc):
+        return self._cm.__exit__(*exc)
+
+
+#: On the CPU, label matrices with at least this many columns are used through their nonzero
+#: entries (see :class:`LabelStats`); below it dense float products are faster.
+SPARSE_LABELS = 256
+
+
+class LabelStats:
+    """Statistics of the anchors' labels ``y`` (B, L) against the references' ``yk`` (M, L)
+    (both bool), computed once per call and shared by a loss's weight functions.
+
+    On the CPU the reference labels are read once, as their nonzero entries: an overlap
+    |y_i ∩ yk_m| is then a sum of |yk_m| anchor-label columns (an ``embedding_bag``, cost
+    nnz(yk) · B instead of M · L · B) and per-label key sums cost nnz · D. At L = 1000 the dense
+    products would cost several times the similarity matrix itself. On accelerators, where
+    ``nonzero`` synchronises with the host, and on the CPU below :data:`SPARSE_LABELS` labels
+    (where a dense product costs less than reading the nonzero entries), the same quantities
+    are dense float products. ``sparse=`` forces either path (both are tested).
+    """
+
+    def __init__(self, y: Tensor, yk: Tensor, dtype: torch.dtype, sparse: bool | None = None):
+        self.y, self.yk, self.dtype = y, yk, dtype
+        if sparse is None:  # dense products are faster below a few hundred labels
+            sparse = yk.device.type == "cpu" and yk.shape[1] >= SPARSE_LABELS
+        self.sparse = bool(sparse)
+        self._cache: dict = {}
+
+    def _get(self, key: str, make: Callable[[], object]):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def nz(self) -> tuple[Tensor, Tensor]:
+        """(rows, cols) of yk's nonzero entries, row-sorted."""
+        return self._get("nz", lambda: self.yk.nonzero(as_tuple=True))
+
+    @property
+    def crow(self) -> Tensor:
+        """CSR row pointers of yk: the entries of reference m are nz[.][crow[m]:crow[m + 1]]."""
+
+        def make():
+            rows = self.nz[0]
+            crow = rows.new_zeros(self.yk.shape[0] + 1)
+            crow[1:].scatter_add_(0, rows, torch.ones_like(rows)).cumsum_(0)
+            return crow
+
+        return self._get("crow", make)
+
+    def bag_rows(self, table: Tensor, j0: int, j1: int) -> Tensor:
+        """Σ_{c ∈ yk_m} table[c] for m in j0..j1-1: (j1 - j0, table.shape[1])."""
+        cols, crow = self.nz[1], self.crow
+        a, b = int(crow[j0]), int(crow[j1])
+        return F.embedding_bag(cols[a:b], table, crow[j0:j1] - a, mode="sum")
+
+    @property
+    def yf(self) -> Tensor:
+        """Anchor labels as float (B, L)."""
+        return self._get("yf", lambda: self.y.to(self.dtype))
+
+    @property
+    def yft(self) -> Tensor:
+        """Anchor labels, label-major float (L, B), contiguous (an embedding_bag table)."""
+        return self._get("yft", lambda: self.y.t().to(self.dtype).contiguous())
+
+    @property
+    def ykf(self) -> Tensor:
+        """Reference labels as float (M, L) (the anchors' when the batch is its own reference)."""
+        if self.yk is self.y:
+            return self.yf
+        return self._get("ykf", lambda: self.yk.to(self.dtype))
+
+    @property
+    def n_anchor(self) -> Tensor:
+        """|y_i| (B,), float."""
+        return self._get("na", lambda: self.y.sum(1, dtype=self.dtype))
+
+    @property
+    def n_ref(self) -> Tensor:
+        """|yk_m| (M,), float."""
+        if self.yk is self.y:
+            return self.n_anchor
+        if self.sparse:
+            return self._get("nr", lambda: self.crow.diff().to(self.dtype))
+        return self._get("nr", lambda: self.yk.sum(1, dtype=self.dtype))
+
+    def prepare_overlaps(self) -> LabelStats:
+        """Build what :meth:`inter` and :attr:`n_ref` read, before the fused kernel runs (the
+        kernel's weight functions must not fill this cache from inside an autograd.Function:
+        ``torch.compile`` traces them as a side-effect-free subgraph)."""
+        if self.sparse:
+            self.crow, self.yft  # noqa: B018 - populate the cache
+        else:
+            self.ykf, self.yf  # noqa: B018
+        self.n_anchor, self.n_ref  # noqa: B018
+        return self
+
+    def inter(self, j0: int, j1: int) -> Tensor:
+        """|y_i ∩ yk_m| for the references j0..j1-1, reference-major (j1 - j0, B), float."""
+        if self.sparse:
+            return self.bag_rows(self.yft, j0, j1)
+        ykf = self.ykf if (j0, j1) == (0, self.yk.shape[0]) else self.ykf[j0:j1]
+        return torch.mm(ykf, self.yf.t())
+
+    def label_sums(self, k: Tensor) -> tuple[Tensor, Tensor]:
+        """(S, n): S_j = Σ_{m: j ∈ yk_m} k_m (L, D) and n_j = |{m: j ∈ yk_m}| (L,)."""
+        L = self.yk.shape[1]
+        if self.sparse:
+            rows, cols = self.nz
+            s = k.new_zeros(L, k.shape[1]).index_add_(0, cols, k[rows])
+            n = k.new_zeros(L).index_add_(0, cols, k.new_ones(()).expand(cols.shape[0]))
+            return s, n
+        return self.ykf.t() @ k, self.yk.sum(0, dtype=self.dtype)
+
+    def group_ids(self) -> tuple[Tensor, Tensor]:
+        """Ids of identical label sets: (anchors (B,), references (M,)), in [0, B + M).
+
+        Exact (no hashing) and without host synchronisation: each row is packed into words
+        (52 bits per float64 word from a dense product, or 62 bits per int64 word from the
+        nonzero entries when sparse), the rows are sorted lexicographically by stable sorts
+        (last word first), and a new id starts wherever a sorted row differs from the previous.
+        """
+        B, L = self.y.shape
+        rows = torch.cat([self.y, self.yk])
+        n, dev = rows.shape[0], rows.device
+        if self.sparse:
+            W = max(1, -(-L // 62))
+            r, c = rows.nonzero(as_tuple=True)
+            keys = torch.zeros(n, W, dtype=torch.long, device=dev)
+            keys.index_put_((r, c // 62), torch.bitwise_left_shift(torch.ones_like(c), c % 62),
+                            accumulate=True)
+        else:
+            W = max(1, -(-L // 52))
+            words = F.pad(rows.to(torch.float64), (0, W * 52 - L)).view(n, W, 52)
+            keys = words @ torch.pow(2.0, torch.arange(52, dtype=torch.float64, device=dev))
+        order = torch.sort(keys[:, W - 1], stable=True).indices
+        for col in range(W - 2, -1, -1):
+            order = order[torch.sort(keys[order, col], stable=True).indices]
+        sk = keys[order]
+        new = torch.ones(n, dtype=torch.long, device=dev)
+        new[1:] = (sk[1:] != sk[:-1]).any(1)
+        ids = torch.empty_like(order).scatter_(0, order, new.cumsum(0) - 1)
+        return ids[:B], ids[B:]
+
+
+class LabelValues(Values):
+    """V = yk (M, L) for :class:`_SimContrast` (L_MSC's per-label sums): sparse on the CPU,
+    dense float blocks elsewhere."""
+
+    def __init__(self, stats: LabelStats) -> None:
+        self.stats = stats
+        self.width = stats.yk.shape[1]
+
+    def _csr_t(self) -> Tensor:
+        st = self.stats
+
+        def make():
+            rows, cols = st.nz
+            order = torch.sort(cols, stable=True).indices
+            crow = cols.new_zeros(self.width + 1)
+            crow[1:].scatter_add_(0, cols, torch.ones_like(cols)).cumsum_(0)
+            return torch.sparse_csr_tensor(
+                crow, rows[order], torch.ones(rows.shape[0], dtype=st.dtype, device=rows.device),
+                size=(self.width, st.yk.shape[0]), check_invariants=False,
+            )
+
+        return st._get("csr_t", make)
+
+    def right(self, at: Tensor, j0: int, j1: int) -> Tensor:
+        st = self.stats
+        if st.sparse and j0 == 0 and j1 == st.yk.shape[0]:
+            with _quiet_sparse():
+                return (self._csr_t() @ at).t()
+        full = (j0, j1) == (0, st.yk.shape[0])
+        return torch.mm(at.t(), st.ykf if full else st.yk[j0:j1].to(st.dtype))
+
+    def left(self, g: Tensor, j0: int, j1: int) -> Tensor:
+        st = self.stats
+        if st.sparse:
+            return st.bag_rows(g.t().contiguous(), j0, j1)
+        full = (j0, j1) == (0, st.yk.shape[0])
+        return torch.mm(st.ykf if full else st.yk[j0:j1].to(st.dtype), g.t())
+
+
+# --------------------------------------------------------------------------------------------
 # distributed
 # --------------------------------------------------------------------------------------------
 def distributed_world(gather_distributed: bool) -> tuple[int, int]:
@@ -317,29 +789,54 @@ def global_count(count: Tensor, world: int) -> Tensor:
     return c
 
 
-def reduce_loss(values: Tensor, valid: Tensor, reduction: Reduction, world: int = 1) -> Tensor:
+def reduce_loss(
+    values: Tensor,
+    valid: Tensor,
+    reduction: Reduction,
+    world: int = 1,
+    check: Tensor | None = None,
+) -> Tensor:
     """Reduce per-anchor losses over the valid anchors.
 
     ``values`` and ``valid`` have the same shape; invalid entries are set to 0 (with a zero
-    gradient). ``mean`` divides by the number of valid anchors (over all ranks when ``world`` >
+    gradient). ``valid`` may be bool (entries replaced by 0) or float 0/1 weights (entries
+    multiplied by 0, so a NaN value — a non-finite embedding — still makes the loss NaN). ``mean`` divides by the number of valid anchors (over all ranks when ``world`` >
     1, and multiplies by ``world`` so that DDP's gradient averaging gives the single-process
     gradient); an empty selection returns a 0 that is still attached to the graph.
+
+    ``check``: a tensor every input reaches (e.g. the log-sum-exp over all references); its
+    sum, detached, is added as ``s - s``: 0 when finite, NaN when an input was NaN or inf, so
+    a non-finite embedding never hides behind the masking as a 0 loss with NaN gradients.
     """
-    values = torch.where(valid, values, torch.zeros_like(values))
+    if valid.is_floating_point():  # 0/1 weights: a NaN row stays NaN (x · 0 = NaN)
+        values = values * valid
+        count = valid
+    else:
+        values = torch.where(valid, values, 0.0)
+        count = valid
     if reduction == "none":
-        return values
-    total = values.sum()
-    if reduction == "sum":
-        return total * world if world > 1 else total
-    count = global_count(valid.sum().to(values.dtype), world)
-    loss = total / count.clamp(min=1.0)
-    return loss * world if world > 1 else loss
+        out = values
+    elif reduction == "sum":
+        out = values.sum()
+        out = out * world if world > 1 else out
+    else:
+        count = global_count(count.sum(dtype=values.dtype), world)
+        out = values.sum() / count.clamp_min(1.0)
+        out = out * world if world > 1 else out
+    if check is not None:
+        s = check.detach().sum()
+        out = out + (s - s)
+    return out
 
 
 class ContrastiveInputs:
-    """Normalised anchors / references, their labels and the self-pair mask (internal)."""
+    """Normalised anchors / references, their labels (bool) and the self-pair offset (internal).
 
-    __slots__ = ("z", "y", "k", "yk", "self_offset", "world", "dtype")
+    ``y`` / ``yk`` (float copies) are built only when asked for; the losses use the bool
+    ``yb`` / ``ykb`` and :attr:`stats`.
+    """
+
+    __slots__ = ("z", "yb", "k", "ykb", "self_offset", "world", "dtype", "_stats")
 
     def __init__(
         self,
@@ -360,12 +857,13 @@ class ContrastiveInputs:
         world, _ = distributed_world(gather_distributed)
         self.world = world
         z = normalize(embeddings, dtype)
-        self.z, self.y = z, y.to(dtype)
+        self.z, self.yb = z, y
+        self._stats: LabelStats | None = None
         if ref_embeddings is None:
-            k, yk, offset = z, self.y, 0
+            k, yk, offset = z, y, 0
             if world > 1:
                 k, offset = gather_rows(z)
-                yk, _ = gather_rows(self.y)
+                yk = gather_rows(y.to(torch.uint8))[0] != 0
             self.self_offset: int | None = offset
         else:
             check_embeddings(ref_embeddings, "ref_embeddings")
@@ -374,19 +872,36 @@ class ContrastiveInputs:
                     f"ref_embeddings has dimension {ref_embeddings.shape[1]} but embeddings has "
                     f"{embeddings.shape[1]}: queries and keys must come from the same head."
                 )
-            yk_b = check_labels(
+            yk = check_labels(
                 ref_labels,  # type: ignore[arg-type]
                 ref_embeddings.shape[0],
                 "ref_labels",
                 num_labels=labels.shape[1],
                 what="ref_embeddings",
             )
-            k, yk = normalize(ref_embeddings, dtype), yk_b.to(dtype)
+            k = normalize(ref_embeddings, dtype)
             if world > 1:
                 k, _ = gather_rows(k)
-                yk, _ = gather_rows(yk)
+                yk = gather_rows(yk.to(torch.uint8))[0] != 0
             self.self_offset = None
-        self.k, self.yk = k, yk
+        self.k, self.ykb = k, yk
+
+    @property
+    def y(self) -> Tensor:
+        """Anchor labels as a float (B, L) matrix."""
+        return self.yb.to(self.dtype)
+
+    @property
+    def yk(self) -> Tensor:
+        """Reference labels as a float (M, L) matrix."""
+        return self.ykb.to(self.dtype)
+
+    @property
+    def stats(self) -> LabelStats:
+        """Label statistics of anchors against references (computed once, lazily)."""
+        if self._stats is None:
+            self._stats = LabelStats(self.yb, self.ykb, self.dtype)
+        return self._stats
 
     @property
     def self_mask(self) -> Tensor | None:
@@ -401,3 +916,7 @@ class ContrastiveInputs:
         """Mask of the references that may enter an anchor's denominator (None = all)."""
         mask = self.self_mask
         return None if mask is None else ~mask
+
+    def reduce(self, values: Tensor, valid: Tensor, reduction: Reduction) -> Tensor:
+        """:func:`reduce_loss` over this batch's ranks."""
+        return reduce_loss(values, valid, reduction, self.world)

@@ -26,6 +26,7 @@ from ._common import (
     no_autocast,
     normalize,
     reduce_loss,
+    sim_contrast,
 )
 
 __all__ = ["FeatureLabelContrastiveLoss", "GaussianMixtureKL", "gaussian_mixture_kl"]
@@ -74,6 +75,10 @@ def gaussian_mixture_kl(
         mu_p, logvar_p: one Gaussian per label (the label encoder's outputs), (L, d).
         labels: multi-hot (B, L). A sample without labels has no prior: it contributes nothing
             (0 for ``reduction="none"``) and is not counted in the mean.
+
+    Non-finite inputs, or log-variances so extreme that a log-density overflows float64, raise
+    a ``ValueError`` on the CPU (one host check of B values); on accelerators the loss is NaN
+    instead (no host synchronisation). Never a 0 with NaN gradients.
         reduction: ``"mean"`` over samples with ≥ 1 label (the authors' batch mean), ``"sum"``,
             or ``"none"`` (shape (B,)).
         gather_distributed: count the samples of every rank in the mean (DDP-equivalent).
@@ -110,8 +115,27 @@ def gaussian_mixture_kl(
         log_comp = _diag_gaussian_log_density(z, mu_p, logvar_p)  # (B, L) float64
         n_pos = y.sum(1)
         log_prior = masked_logsumexp(log_comp, y) - torch.log(n_pos.clamp(min=1).double())
-        kl = (log_q - log_prior).to(dtype)
-        return reduce_loss(kl, n_pos > 0, reduction, world)
+        kl = log_q - log_prior
+        if kl.device.type == "cpu" and not bool(torch.isfinite(kl).all()):
+            _raise_non_finite_kl(z, mu_q, logvar_q, mu_p, logvar_p)
+        # 0/1 weights (not a select): on accelerators, where the check above would cost a host
+        # synchronisation, a non-finite row makes the loss NaN instead of a silent 0
+        valid = n_pos.clamp(max=1).to(dtype)
+        return reduce_loss(kl.to(dtype), valid, reduction, world)
+
+
+def _raise_non_finite_kl(*tensors: Tensor) -> None:
+    names = ("z", "mu_q", "logvar_q", "mu_p", "logvar_p")
+    bad = [n for n, t in zip(names, tensors) if not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"gaussian_mixture_kl: {', '.join(bad)} contain NaN or inf.")
+    lo = min(float(t.min()) for t in tensors[2::2])
+    hi = max(float(t.max()) for t in tensors[2::2])
+    raise ValueError(
+        f"gaussian_mixture_kl: the log-densities overflow float64 (log-variances span "
+        f"[{lo:.4g}, {hi:.4g}]; exp(-logvar) overflows below about -709). Bound the "
+        f"log-variances, e.g. logvar.clamp(-30, 30), or check the encoder for divergence."
+    )
 
 
 class GaussianMixtureKL(nn.Module):
@@ -196,14 +220,16 @@ class FeatureLabelContrastiveLoss(nn.Module):
         world, _ = distributed_world(self.gather_distributed)
         with no_autocast(features):
             f = normalize(features, dtype)
-            w = (
-                normalize(label_embeddings, dtype)
-                if self.normalize_labels
-                else label_embeddings.to(dtype)
+            if self.normalize_labels:
+                w = normalize(label_embeddings, dtype)
+            else:
+                w = label_embeddings if label_embeddings.dtype == dtype else label_embeddings.to(dtype)
+            yt = y.t().to(dtype)  # (L, B): the kernel's label-major layout
+            # one fused pass over the B × L logits: log-sum-exp, Σ_{p∈P(y)} logit_p and |P(y)|
+            lse, pos, n_pos = sim_contrast(
+                f, w, 1.0 / self.temperature, None,
+                lambda j0, j1: yt if j0 == 0 and j1 == yt.shape[0] else yt[j0:j1],
+                bounded=self.normalize_labels,
             )
-            logits = f @ w.T / self.temperature  # (B, L)
-            yf = y.to(dtype)
-            n_pos = yf.sum(1)
-            lse = masked_logsumexp(logits, None)
-            pos_mean = (logits * yf).sum(1) / n_pos.clamp(min=1.0)
-            return reduce_loss(lse - pos_mean, n_pos > 0, self.reduction, world)
+            return reduce_loss(lse - pos / n_pos.clamp_min(1.0), n_pos.clamp_max(1.0),
+                               self.reduction, world)

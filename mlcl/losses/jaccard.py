@@ -13,11 +13,11 @@ from torch import Tensor, nn
 from ._common import (
     ContrastiveInputs,
     Reduction,
+    check_chunk_size,
     check_reduction,
     check_temperature,
-    masked_logsumexp,
     no_autocast,
-    reduce_loss,
+    sim_contrast,
 )
 
 __all__ = ["JaccardSupConLoss"]
@@ -41,6 +41,9 @@ class JaccardSupConLoss(nn.Module):
         temperature: τ (0.1).
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` → (B,).
         gather_distributed: gather references from all ranks.
+        chunk_size: process the references in column blocks of this size (streaming
+            log-sum-exp, recomputed in backward: memory O(B · chunk_size)); ``None`` chooses
+            dense or blocks by size.
 
     Example:
         >>> loss = JaccardSupConLoss(0.1)(torch.randn(8, 16), torch.randint(0, 2, (8, 5)))
@@ -51,11 +54,13 @@ class JaccardSupConLoss(nn.Module):
         temperature: float = 0.1,
         reduction: Reduction = "mean",
         gather_distributed: bool = False,
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__()
         self.temperature = check_temperature(temperature)
         self.reduction = check_reduction(reduction)
         self.gather_distributed = gather_distributed
+        self.chunk_size = check_chunk_size(chunk_size)
 
     def forward(
         self,
@@ -68,14 +73,18 @@ class JaccardSupConLoss(nn.Module):
             inp = ContrastiveInputs(
                 embeddings, labels, ref_embeddings, ref_labels, self.gather_distributed
             )
-            sim = (inp.z / self.temperature) @ inp.k.T  # (B, M)
-            inter = inp.y @ inp.yk.T
-            union = inp.y.sum(1)[:, None] + inp.yk.sum(1)[None, :] - inter
-            w = inter / union.clamp(min=1.0)
-            keep = inp.others()
-            if keep is not None:
-                w = w * keep
-            norm = w.sum(1)
-            lse = masked_logsumexp(sim, keep)
-            loss = lse - (w * sim).sum(1) / torch.where(norm > 0, norm, torch.ones_like(norm))
-            return reduce_loss(loss, norm > 0, self.reduction, inp.world)
+            st = inp.stats.prepare_overlaps()
+            n_i, n_m = st.n_anchor, st.n_ref[:, None]
+
+            def weights(j0: int, j1: int) -> Tensor:  # |y_i ∩ y_j| / |y_i ∪ y_j|, (j1-j0, B)
+                inter = st.inter(j0, j1)
+                return inter / (n_m[j0:j1] + n_i - inter).clamp_(min=1.0)
+
+            # the weights are folded into the fused similarity pass: Σ_j w_ij s_ij and N(i)
+            lse, pos, norm = sim_contrast(
+                inp.z, inp.k, 1.0 / self.temperature, inp.self_offset, weights,
+                chunk=self.chunk_size,
+            )
+            valid = norm > 0
+            loss = lse - pos / torch.where(valid, norm, 1.0)
+            return inp.reduce(loss, valid.to(loss.dtype), self.reduction)

@@ -15,14 +15,15 @@ from torch import Tensor, nn
 
 from ._common import (
     ContrastiveInputs,
+    LabelValues,
     Reduction,
+    check_chunk_size,
     check_embeddings,
     check_reduction,
     check_temperature,
-    masked_logsumexp,
     no_autocast,
     normalize,
-    reduce_loss,
+    sim_contrast,
 )
 
 __all__ = ["MSCLoss"]
@@ -48,8 +49,9 @@ class MSCLoss(nn.Module):
     code has no queue; pass ``ref_embeddings`` / ``ref_labels`` to use one as the paper
     describes (then the references replace the batch and nothing is removed).
 
-    Computation: the attraction weights form one B × M matrix W_il = α/|y_i ∪ y_l|; the
-    weighted positive sums for every (i, j) are (W ⊙ S) @ Y_ref, so no B × B × L tensor exists.
+    Computation: the attraction weights W_il = α/|y_i ∪ y_l| are formed inside the fused
+    similarity pass; the weighted positive sums for every (i, j) are (W ⊙ S) @ Y_ref (a sparse
+    product on the CPU), so no B × B × L tensor exists.
 
     Args:
         temperature: τ (0.1).
@@ -57,6 +59,9 @@ class MSCLoss(nn.Module):
         alpha: attraction weight scale of the samples relative to the prototype, ≥ 0 (1.0).
         reduction: ``"mean"`` over samples with ≥ 1 label, ``"sum"``, ``"none"`` → (B,).
         gather_distributed: gather references from all ranks.
+        chunk_size: process the references in column blocks of this size (streaming
+            log-sum-exp, recomputed in backward: memory O(B · chunk_size)); ``None`` chooses
+            dense or blocks by size.
 
     Call: ``loss(embeddings, labels, prototypes, ref_embeddings=None, ref_labels=None)`` with
     prototypes (L, D) (normalised inside).
@@ -74,6 +79,7 @@ class MSCLoss(nn.Module):
         alpha: float = 1.0,
         reduction: Reduction = "mean",
         gather_distributed: bool = False,
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__()
         self.temperature = check_temperature(temperature)
@@ -84,7 +90,12 @@ class MSCLoss(nn.Module):
         self.beta, self.alpha = float(beta), float(alpha)
         self.reduction = check_reduction(reduction)
         self.gather_distributed = gather_distributed
+        self.chunk_size = check_chunk_size(chunk_size)
 
+    # torch.compile (2.13) mis-traces the per-label values path of the fused kernel (wrong
+    # values with a queue, tests/test_losses_tiled.py): this loss runs eagerly inside a
+    # compiled model
+    @torch.compiler.disable
     def forward(
         self,
         embeddings: Tensor,
@@ -98,33 +109,30 @@ class MSCLoss(nn.Module):
             inp = ContrastiveInputs(
                 embeddings, labels, ref_embeddings, ref_labels, self.gather_distributed
             )
-            if tuple(prototypes.shape) != (inp.y.shape[1], inp.z.shape[1]):
+            if tuple(prototypes.shape) != (inp.yb.shape[1], inp.z.shape[1]):
                 raise ValueError(
                     f"prototypes must have shape (num_labels, dim) = "
-                    f"{(inp.y.shape[1], inp.z.shape[1])}, got {tuple(prototypes.shape)}: one "
+                    f"{(inp.yb.shape[1], inp.z.shape[1])}, got {tuple(prototypes.shape)}: one "
                     f"prototype per label column, in the embedding space."
                 )
-            zt = inp.z / self.temperature
-            proto = zt @ normalize(prototypes, inp.dtype).T  # (B, L)
-            sim = zt @ inp.k.T  # (B, M)
-            keep = inp.others()
-            # log[Σ_c exp(z·c_c/τ) + β Σ_k exp(z·z_k/τ)] without concatenating the two parts
-            lse_p = torch.logsumexp(proto, dim=1)
-            lse_s = masked_logsumexp(sim, keep) + math.log(self.beta)
-            has_ref = (
-                keep.any(1)
-                if keep is not None
-                else torch.full_like(lse_p, sim.shape[1] > 0, dtype=torch.bool)
+            scale, st, alpha = 1.0 / self.temperature, inp.stats.prepare_overlaps(), self.alpha
+            c = normalize(prototypes, inp.dtype)
+            proto = torch.mm(inp.z * scale, c.t())  # (B, L)
+            n_i, n_m = st.n_anchor, st.n_ref[:, None]
+
+            def weights(j0: int, j1: int) -> Tensor:  # f = α / |y_i ∪ y_l|, (j1-j0, B)
+                union = n_m[j0:j1] + n_i - st.inter(j0, j1)
+                return union.clamp_(min=1.0).reciprocal_().mul_(alpha)
+
+            # one fused pass: Σ_k exp(s_ik/τ), and Σ_l f_il s_il/τ and Σ_l f_il per label (via Y_ref)
+            lse_s, pos, wsum = sim_contrast(
+                inp.z, inp.k, scale, inp.self_offset, weights, LabelValues(st),
+                chunk=self.chunk_size,
             )
-            lse = torch.where(has_ref, torch.logaddexp(lse_p, lse_s), lse_p)  # (B,)
-            n_i = inp.y.sum(1)
-            inter = inp.y @ inp.yk.T
-            union = n_i[:, None] + inp.yk.sum(1)[None, :] - inter
-            w = self.alpha / union.clamp(min=1.0)  # (B, M)
-            if keep is not None:
-                w = w * keep
-            num = proto + (w * sim) @ inp.yk  # (B, L): Σ_l f_l s_il/τ (prototype + samples)
-            norm = 1.0 + w @ inp.yk  # N(i, j)
-            pair = lse[:, None] - num / norm  # (B, L)
-            per_sample = (pair * inp.y).sum(1) / n_i.clamp(min=1.0)
-            return reduce_loss(per_sample, n_i > 0, self.reduction, inp.world)
+            # log[Σ_c exp(z·c_c/τ) + β Σ_k exp(z·z_k/τ)] without concatenating the two parts
+            lse = torch.logsumexp(proto, dim=1)
+            if inp.k.shape[0] - (inp.self_offset is not None) > 0:
+                lse = torch.logaddexp(lse, lse_s + math.log(self.beta))
+            pair = lse[:, None] - (proto + pos) / (1.0 + wsum)  # (B, L); N(i, j) = 1 + Σ f
+            per_sample = (pair * st.yf).sum(1) / n_i.clamp_min(1.0)
+            return inp.reduce(per_sample, n_i.clamp_max(1.0), self.reduction)

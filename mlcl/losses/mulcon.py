@@ -89,7 +89,7 @@ class LabelLevelContrastiveLoss(nn.Module):
             class_sums = key_labels.T @ keys  # (L, D)
             pos_sum = (zt * class_sums[idx[:, 1]]).sum(1) - (zt * rows).sum(1)
             count = key_labels.sum(0)[idx[:, 1]] - 1.0
-            per_row = lse - pos_sum / count.clamp(min=1.0)
+            per_row = lse - pos_sum / count.clamp_min(1.0)
             valid = count > 0
             if self.reduction == "none":
                 out = per_row.new_zeros(B, L)

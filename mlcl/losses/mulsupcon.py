@@ -12,11 +12,11 @@ from torch import Tensor, nn
 from ._common import (
     ContrastiveInputs,
     Reduction,
+    check_chunk_size,
     check_reduction,
     check_temperature,
     no_autocast,
-    reduce_loss,
-    similarity_logsumexp,
+    sim_contrast,
 )
 
 __all__ = ["MulSupConLoss"]
@@ -51,6 +51,9 @@ class MulSupConLoss(nn.Module):
             ``"none"``: (B, L) per-pair losses (0 where (i, j) is not an anchor), or (B,) with
             ``label_weight``.
         gather_distributed: gather references from all ranks (see :mod:`mlcl.losses._common`).
+        chunk_size: process the references in column blocks of this size (streaming
+            log-sum-exp, recomputed in backward: memory O(B · chunk_size)); ``None`` chooses
+            dense or blocks by size.
 
     Call: ``loss(embeddings, labels, ref_embeddings=None, ref_labels=None)``. With MoCo, pass the
     queries as ``embeddings`` and ``cat([keys, queue.keys])`` as references: the anchor's own key
@@ -68,12 +71,14 @@ class MulSupConLoss(nn.Module):
         label_weight: bool = False,
         reduction: Reduction = "mean",
         gather_distributed: bool = False,
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__()
         self.temperature = check_temperature(temperature)
         self.label_weight = label_weight
         self.reduction = check_reduction(reduction)
         self.gather_distributed = gather_distributed
+        self.chunk_size = check_chunk_size(chunk_size)
 
     def forward(
         self,
@@ -86,23 +91,21 @@ class MulSupConLoss(nn.Module):
             inp = ContrastiveInputs(
                 embeddings, labels, ref_embeddings, ref_labels, self.gather_distributed
             )
-            t = self.temperature
-            z, y = inp.z, inp.y
-            zt = z / t
-            # log Σ_a exp(s_a/τ): the only B × M tensor (fused, softmax kept for backward)
-            lse = similarity_logsumexp(z, inp.k, 1.0 / t, self_offset=inp.self_offset)  # (B,)
-            class_sums = inp.yk.T @ inp.k  # (L, D), eq. 7's per-label sums
-            pos_sum = zt @ class_sums.T  # (B, L) = Σ_{p ∈ P_j} s_p / τ
-            count = inp.yk.sum(0).expand_as(pos_sum)  # |P_j|
+            scale, z = 1.0 / self.temperature, inp.z
+            # log Σ_a exp(s_a/τ): the only B × M pass (fused, or tiled for large M)
+            lse = sim_contrast(z, inp.k, scale, inp.self_offset, chunk=self.chunk_size)  # (B,)
+            sums, count = inp.stats.label_sums(inp.k)  # eq. 7's per-label sums S_j, |P_j|
+            dots = torch.mm(z, sums.t())  # (B, L) = τ Σ_{p ∈ P_j} s_p / τ
             if inp.self_offset is not None:  # remove the anchor's own entry
-                pos_sum = pos_sum - y * (zt * z).sum(1, keepdim=True)
-                count = count - y
-            valid = (y > 0) & (count > 0)
-            pair = lse[:, None] - pos_sum / count.clamp(min=1.0)  # (B, L)
+                yf = inp.stats.yf
+                own = inp.k[inp.self_offset : inp.self_offset + z.shape[0]]
+                dots = dots - yf * (z * own).sum(1, keepdim=True)
+                count = count - yf
+            valid = inp.stats.yf * count.clamp_max(1.0)  # 0/1: j ∈ y_i and P_j non-empty
+            # ℓ_ij = LSE_i − z·S_j / (τ |P_j|)
+            pair = torch.addcmul(lse[:, None], dots, count.clamp_min(1.0).reciprocal_(), value=-scale)
             if not self.label_weight:
-                return reduce_loss(pair, valid, self.reduction, inp.world)
-            pair = torch.where(valid, pair, torch.zeros_like(pair))
-            n_valid = valid.sum(1).to(pair.dtype)
-            per_sample = pair.sum(1) / n_valid.clamp(min=1.0)
-            return reduce_loss(per_sample, n_valid > 0, self.reduction, inp.world)
-
+                return inp.reduce(pair, valid, self.reduction)
+            n_valid = valid.sum(1)
+            per_sample = (pair * valid).sum(1) / n_valid.clamp_min(1.0)
+            return inp.reduce(per_sample, n_valid.clamp_max(1.0), self.reduction)

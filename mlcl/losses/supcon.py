@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
 from ._common import (
     ContrastiveInputs,
     Reduction,
+    check_chunk_size,
     check_reduction,
     check_temperature,
-    masked_logsumexp,
     no_autocast,
-    reduce_loss,
+    sim_contrast,
 )
 
 __all__ = ["SupConLoss"]
@@ -43,6 +44,9 @@ class SupConLoss(nn.Module):
         positives: ``"all"`` (same label set) or ``"any"`` (at least one shared label).
         reduction: ``"mean"`` over anchors with ≥ 1 positive, ``"sum"``, ``"none"`` → (B,).
         gather_distributed: gather references from all ranks (see :mod:`mlcl.losses._common`).
+        chunk_size: process the references in column blocks of this size (streaming
+            log-sum-exp, recomputed in backward: memory O(B · chunk_size)); ``None`` chooses
+            dense or blocks by size.
 
     Call: ``loss(embeddings, labels, ref_embeddings=None, ref_labels=None)``.
 
@@ -59,6 +63,7 @@ class SupConLoss(nn.Module):
         positives: Literal["any", "all"] = "any",
         reduction: Reduction = "mean",
         gather_distributed: bool = False,
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__()
         if positives not in ("any", "all"):
@@ -67,6 +72,7 @@ class SupConLoss(nn.Module):
         self.positives = positives
         self.reduction = check_reduction(reduction)
         self.gather_distributed = gather_distributed
+        self.chunk_size = check_chunk_size(chunk_size)
 
     def forward(
         self,
@@ -79,18 +85,30 @@ class SupConLoss(nn.Module):
             inp = ContrastiveInputs(
                 embeddings, labels, ref_embeddings, ref_labels, self.gather_distributed
             )
-            sim = inp.z @ inp.k.T / self.temperature  # (B, M)
-            inter = inp.y @ inp.yk.T  # |y_i ∩ y_j|
+            scale, st = 1.0 / self.temperature, inp.stats
             if self.positives == "any":
-                pos = inter > 0
+                st.prepare_overlaps()
+            if self.positives == "all":
+                # P(i) = the references with i's label set: group rows by identical label set
+                # and sum each group's keys, Σ_{p∈P(i)} s_ip = z_i · (group sum): no B × M mask
+                lse = sim_contrast(inp.z, inp.k, scale, inp.self_offset, chunk=self.chunk_size)
+                ga, gr = st.group_ids()
+                n = ga.shape[0] + gr.shape[0]
+                sums = inp.k.new_zeros(n, inp.k.shape[1]).index_add_(0, gr, inp.k)
+                n_pos = torch.bincount(gr, minlength=n)[ga].to(lse.dtype)
+                pos = (inp.z * sums[ga]).sum(1) * scale
+                if inp.self_offset is not None:  # the anchor itself is in its own group
+                    kz = inp.k[inp.self_offset : inp.self_offset + inp.z.shape[0]]
+                    pos = pos - (inp.z * kz).sum(1) * scale
+                    n_pos = n_pos - 1.0
+                n_pos = n_pos * st.n_anchor.clamp_max(1.0)  # a label-less anchor has none
             else:
-                n_i, n_j = inp.y.sum(1), inp.yk.sum(1)
-                pos = (inter == n_i[:, None]) & (inter == n_j[None, :]) & (n_i[:, None] > 0)
-            keep = inp.others()
-            if keep is not None:
-                pos = pos & keep
-            posf = pos.to(sim.dtype)
-            n_pos = posf.sum(1)
-            lse = masked_logsumexp(sim, keep)
-            loss = lse - (sim * posf).sum(1) / n_pos.clamp(min=1.0)
-            return reduce_loss(loss, n_pos > 0, self.reduction, inp.world)
+                # P(i) = references sharing a label: the mask is folded into the fused pass
+                def weights(j0: int, j1: int) -> Tensor:  # [|y_i ∩ y_m| > 0], reference-major
+                    return st.inter(j0, j1).clamp_max_(1.0)
+
+                lse, pos, n_pos = sim_contrast(
+                    inp.z, inp.k, scale, inp.self_offset, weights, chunk=self.chunk_size
+                )
+            loss = lse - pos / n_pos.clamp_min(1.0)
+            return inp.reduce(loss, n_pos.clamp_max(1.0), self.reduction)
