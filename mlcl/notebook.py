@@ -41,16 +41,11 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device(device: str = "auto") -> str:
-    """``"auto"`` → ``"cuda"`` when available else ``"cpu"``; explicit values are checked."""
-    import torch
+    """``"auto"`` → ``"cuda"`` when available else ``"cpu"``; explicit values are checked
+    (:func:`mlcl.training.resolve_device`, the one device choice)."""
+    from mlcl.training.runtime import resolve_device
 
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} but CUDA is not available: use device='cpu' or 'auto'")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    return device
+    return str(resolve_device(device))
 
 
 class SavedPath(type(Path())):  # the concrete PosixPath/WindowsPath: Path cannot be subclassed before 3.12

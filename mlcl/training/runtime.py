@@ -31,6 +31,10 @@ def resolve_device(name: str | torch.device | None = "auto", rank: int | None = 
         return name
     if name is None or name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={name!r} but CUDA is not available: use device='cpu' or 'auto'")
     if name == "cuda" and dist.is_initialized():
         name = f"cuda:{int(os.environ.get('LOCAL_RANK', rank or 0))}"
     return torch.device(name)
