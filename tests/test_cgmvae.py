@@ -164,3 +164,61 @@ def test_tiny_overfit(preset, kw):
     f1 = 2 * tp / (pred.sum() + y.sum())
     assert f1 >= 0.95, float(f1)
     assert res.history[-1]["bce"] < 0.5 * res.history[0]["bce"]
+
+
+def _tiny_data(seed: int = 0):
+    from types import SimpleNamespace as NS
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    split = lambda n: NS(X=rng.normal(size=(n, 6)).astype("float32"),  # noqa: E731
+                         Y=(rng.random((n, 3)) < .4).astype("float32"))
+    return NS(train=split(48), validation=split(20), test=split(20))
+
+
+def test_epoch_scores_select_any_epoch_and_shorter_runs_are_prefixes():
+    """The chapter scores other selection rules from one run's per-epoch scores, and states that a
+    k-epoch run's epochs are the first k of a longer run (per-epoch reseeding, schedule independent
+    of the run length): both checked bit for bit."""
+    import numpy as np
+
+    from mlcl.training.cgmvae import fit
+
+    data = _tiny_data()
+    long = fit(data, "yeast", seed=3, epochs=4, emb_size=16, epoch_scores=True)
+    short = fit(data, "yeast", seed=3, epochs=2, emb_size=16, epoch_scores=True)
+    assert len(long.epoch_scores) == 4 and len(short.epoch_scores) == 2
+    for k in range(2):
+        for a, b in zip(long.epoch_scores[k], short.epoch_scores[k]):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(long.scores_test, long.epoch_scores[long.best_epoch][1])
+    assert fit(data, "yeast", seed=3, epochs=2, emb_size=16).epoch_scores is None
+    # recording scores must not change the run
+    np.testing.assert_array_equal(fit(data, "yeast", seed=3, epochs=2, emb_size=16).scores_test,
+                                  short.scores_test)
+
+
+def test_mpvae_split_loads_the_published_indices(tmp_path):
+    import numpy as np
+
+    from mlcl.data import load_dataset
+    from mlcl.data.registry import MPVAE_DIMS
+
+    n_lab, n_feat = MPVAE_DIMS["scene"]
+    rng = np.random.default_rng(0)
+    arr = np.concatenate([(rng.random((30, n_lab)) < .3), rng.normal(size=(30, n_feat))], 1)
+    d = tmp_path / "mpvae" / "scene"
+    d.mkdir(parents=True)
+    np.save(d / "scene_data.npy", arr)
+    perm = rng.permutation(30)
+    for part, idx in (("train", perm[:20]), ("val", perm[20:25]), ("test", perm[25:])):
+        np.save(d / f"scene_{part}_idx.npy", idx)
+    ds = load_dataset("mpvae:scene", root=tmp_path)
+    assert (len(ds.train), len(ds.validation), len(ds.test)) == (20, 5, 5)
+    np.testing.assert_array_equal(ds.test.Y, arr[perm[25:], :n_lab])
+    np.testing.assert_allclose(ds.train.X, arr[perm[:20], n_lab:].astype("float32"))
+    with pytest.raises(FileNotFoundError, match="MPVAE_data.tar.gz"):
+        load_dataset("mpvae:yeast", root=tmp_path)
+    with pytest.raises(KeyError, match="known MPVAE"):
+        load_dataset("mpvae:nope", root=tmp_path)

@@ -113,8 +113,9 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, drop_empty
     Prefixed names load any file of a known format under the root:
     ``"mulan:<name>"`` (``mulan/<name>-{train,test}.arff``), ``"mulsupcon:<name>"``
     (``mulsupcon/<name>/<name>_official_*.hdf5``), ``"openml:<id>"`` (scikit-learn's
-    ``fetch_openml``; internet on first use). MPVAE ``.npy`` files need their dimensions: use
-    :func:`mlcl.data.formats.load_mpvae_dir`.
+    ``fetch_openml``; internet on first use), ``"mpvae:yeast"`` / ``"mpvae:scene"`` (MPVAE's
+    published split, :func:`load_mpvae_split`). Other MPVAE ``.npy`` files need their dimensions:
+    use :func:`mlcl.data.formats.load_mpvae_dir`.
 
     ``drop_empty`` removes zero-label samples from every split; ``None`` keeps the dataset's
     documented default (``False`` for all built-in sets: zero-label counts are reported in the
@@ -149,7 +150,58 @@ def _load_prefixed(name: str, root: Path, **options: Any) -> MultiLabelDataset:
         from .formats import load_mulsupcon_hdf5
 
         return load_mulsupcon_hdf5(root / "mulsupcon" / rest, rest, **options)
-    raise KeyError(f"unknown dataset prefix {prefix!r} (mulan:, openml:, mulsupcon:)")
+    if prefix == "mpvae":
+        return load_mpvae_split(rest, root, **options)
+    raise KeyError(f"unknown dataset prefix {prefix!r} (mulan:, openml:, mulsupcon:, mpvae:)")
+
+
+# (labels, features) of the MPVAE archive's data sets that C-GMVAE's Tables 1-3 use; the .npy
+# rows are labels then features, no meta columns.
+MPVAE_DIMS: dict[str, tuple[int, int]] = {"yeast": (14, 103), "scene": (6, 294)}
+MPVAE_ARCHIVE_HINT = ("MPVAE_data.tar.gz, linked from the authors' MPVAE repository "
+                      "(https://github.com/JunwenBai/MPVAE)")
+
+
+def mpvae_dir(name: str, root: str | os.PathLike | None = None) -> Path | None:
+    """Where the MPVAE archive's ``<name>_{data,train_idx,val_idx,test_idx}.npy`` lie under the
+    data root (``mpvae/<name>/`` or ``MPVAE_data/<name>/``, the unpacked archive), else ``None``.
+
+    Example
+    -------
+    >>> mpvae_dir("yeast", "/nonexistent") is None
+    True
+    """
+    r = data_root(root)
+    for d in (r / "mpvae" / name, r / "MPVAE_data" / name, r / "mpvae" / "data" / name):
+        if (d / f"{name}_data.npy").exists():
+            return d
+    return None
+
+
+def load_mpvae_split(name: str, root: str | os.PathLike | None = None, **options: Any) -> MultiLabelDataset:
+    """``name`` on the split MPVAE and C-GMVAE published (``load_dataset("mpvae:yeast")``).
+
+    The archive is not shipped with mlcl; without it this raises ``FileNotFoundError`` naming
+    it and where to unpack it.
+
+    Example
+    -------
+    >>> load_mpvae_split("yeast", "/nonexistent")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    FileNotFoundError: ...MPVAE_data.tar.gz...
+    """
+    if name not in MPVAE_DIMS:
+        raise KeyError(f"mpvae:{name}: known MPVAE data sets are {sorted(MPVAE_DIMS)}")
+    d = mpvae_dir(name, root)
+    if d is None:
+        raise FileNotFoundError(
+            f"mpvae:{name} needs the published split: download {MPVAE_ARCHIVE_HINT} and unpack it so "
+            f"that {data_root(root) / 'mpvae' / name / (name + '_data.npy')} exists "
+            "(also accepted: MPVAE_data/<name>/)")
+    from .formats import load_mpvae_dir
+
+    n_labels, n_features = MPVAE_DIMS[name]
+    return load_mpvae_dir(d, name, label_dim=n_labels, feat_dim=n_features, **options)
 
 
 def list_datasets(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
