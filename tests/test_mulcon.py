@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 
 import numpy as np
@@ -18,10 +19,13 @@ from mlcl.analysis import (
 )
 from mlcl.models.mulcon import GlobalPoolNet, LabelLevelNet, MultiAttBlock, label_level_outputs
 from mlcl.training.mulcon import (
+    AUTHORS,
+    AUTHORS_LR_MULT,
     DIGITS,
     PAPER_SCALE,
     StageConfig,
     augment_digits,
+    authors,
     mulcon_loss,
     train_mulcon,
     train_stage,
@@ -215,6 +219,74 @@ def test_presets_follow_the_authors_settings():
     assert (s2.optimizer, s2.lr, s2.momentum, s2.weight_decay, s2.step_size, s2.step_gamma) == ("sgd", 0.01, 0.9, 1e-4, 20, 0.1)
     assert (s2.batch_size, s2.views, s2.ema, s2.llcl, s2.temperature) == (24, 2, 0.9997, 0.5, 0.2)
     assert DIGITS[0].llcl == 0 and DIGITS[1].llcl > 0 and DIGITS[1].lr < DIGITS[0].lr
+    assert s2.lr_mult == AUTHORS_LR_MULT and s1.lr_mult == {}
+
+
+def test_authors_preset_is_the_authors_step_two():
+    """SGD 0.01 (momentum 0.9, wd 1e-4), lrp 0.1 on backbone + attention, lr × 0.1 halfway, EMA with a
+    one-epoch horizon, γ as given (0.1 = paper A.1 by default); bad sizes are named errors."""
+    s1, s2 = AUTHORS
+    assert s1.llcl == 0 and s1.views == 1 and s2.llcl == 0.1
+    assert (s2.optimizer, s2.lr, s2.momentum, s2.weight_decay, s2.scheduler, s2.step_gamma) == ("sgd", 0.01, 0.9, 1e-4, "step", 0.1)
+    assert (s2.views, s2.temperature, s2.step_size) == (2, 0.2, (s2.epochs + 1) // 2)
+    a1, a2 = authors(0.5, step1_epochs=7, step2_epochs=1, steps_per_epoch=1)
+    assert (a1.epochs, a2.epochs, a2.step_size, a2.llcl, a2.ema) == (7, 1, 1, 0.5, 0.0)  # boundary: 1 epoch, 1 step
+    assert authors(0.0)[1].llcl == 0.0  # γ = 0: the "more epochs" control
+    assert a1.batch_size == 64 and a2.batch_size == 64  # step 1 as the paper's A.1; step 2: two views of 64
+    for bad in (dict(steps_per_epoch=0), dict(step2_epochs=0), dict(step1_epochs=-1), dict(batch_size=1),
+                dict(step1_batch_size=1)):
+        with pytest.raises(ValueError, match="authors"):
+            authors(0.1, **bad)
+    with pytest.raises(ValueError, match="gamma"):
+        authors(-0.1)
+
+
+def test_lr_mult_reaches_the_right_parameters(device):
+    """lrp: after one SGD step from zero momentum, every parameter moved by lr·mult·grad, with mult 0.1
+    for the backbone and the attention module (label queries U included) and 1 for classifiers/projector."""
+    X, Y = _toy(n=16)
+    torch.manual_seed(0)
+    net = LabelLevelNet(4, "cnn", width=8, dim=16, proj_dim=8)
+    stage = StageConfig(epochs=1, lr=0.01, optimizer="sgd", momentum=0.0, batch_size=16, llcl=0.5, views=2,
+                        augment=False, lr_mult=dict(AUTHORS_LR_MULT), amp=False)
+    before = {k: v.detach().clone() for k, v in net.named_parameters()}
+    ref = copy.deepcopy(net).to(device)
+    loss = mulcon_loss(ref, [torch.as_tensor(X, device=device)] * 2, torch.as_tensor(Y, device=device).float(), stage)
+    loss["loss"].backward()
+    grads = {k: p.grad.detach().cpu() for k, p in ref.named_parameters()}
+    train_stage(net, (X, Y), stage, device=device, progress=False)
+    slow = [k for k in before if k.split(".")[0] in AUTHORS_LR_MULT]
+    assert "label_queries" in slow and any(k.startswith("projector") for k in before if k not in slow)
+    for k, p in net.named_parameters():
+        mult = 0.1 if k in slow else 1.0
+        torch.testing.assert_close(p.detach().cpu(), before[k] - 0.01 * mult * grads[k], atol=1e-6, rtol=1e-4, msg=k)
+    with pytest.raises(ValueError, match="matches no parameter"):
+        train_stage(net, (X, Y), stage.replace(lr_mult={"backbone": 0.1}), device=device, progress=False)
+
+
+def test_validation_selection_and_plateau_in_a_stage():
+    """validate= keeps the best epoch's weights (here: the first, by a score that falls every epoch)
+    and "plateau" lowers the lr by step_gamma once more than `patience` epochs pass without a better
+    score (torch's rule: with patience 1, after the second bad epoch; the counter then restarts)."""
+    X, Y = _toy(n=32)
+    torch.manual_seed(0)
+    net = LabelLevelNet(4, "cnn", width=8, dim=16, proj_dim=8)
+    snaps: list[dict] = []
+
+    def snap(e, m):
+        snaps.append({k: v.clone() for k, v in m.state_dict().items()})
+        return {}
+
+    scores = iter([3.0, 2.0, 1.0, 0.0])
+    hist = train_stage(net, (X, Y), StageConfig(epochs=4, lr=1e-3, batch_size=32, scheduler="plateau", patience=1,
+                                                step_gamma=0.5, augment=False),
+                       progress=False, callback=snap, validate=lambda m: next(scores))
+    assert [h["val"] for h in hist] == [3.0, 2.0, 1.0, 0.0]
+    assert [h["lr"] for h in hist] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4])
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, snaps[0][k], msg=k)
+    with pytest.raises(ValueError, match="validate"):
+        train_stage(net, (X, Y), StageConfig(epochs=1, scheduler="plateau"), progress=False)
 
 
 def _simplex(L: int) -> np.ndarray:

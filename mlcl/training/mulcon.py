@@ -30,7 +30,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,14 @@ from mlcl.training.config import TrainConfig
 from mlcl.training.loop import train
 
 __all__ = [
+    "AUTHORS",
+    "AUTHORS_LR_MULT",
     "DIGITS",
     "PAPER_SCALE",
     "MulConObjective",
     "StageConfig",
     "augment_digits",
+    "authors",
     "mulcon_loss",
     "stage_dict",
     "train_mulcon",
@@ -66,7 +69,10 @@ class StageConfig:
     over both views). ``ema`` is the decay of an exponential moving average of the weights
     (None: off); when set, the EMA weights replace the raw ones at the end of the stage.
     ``scheduler``: None, ``"onecycle"`` (per batch, max lr = ``lr``), ``"step"`` (×``step_gamma``
-    every ``step_size`` epochs) or ``"cosine"`` (per epoch, to 0).
+    every ``step_size`` epochs), ``"cosine"`` (per epoch, to 0) or ``"plateau"`` (×``step_gamma``
+    once more than ``patience`` epochs pass without a better validation score; needs ``validate=``).
+    ``lr_mult`` maps a parameter-name prefix to a learning-rate multiplier (the authors' ``lrp``:
+    :data:`AUTHORS_LR_MULT`).
     """
 
     epochs: int = 10
@@ -88,27 +94,41 @@ class StageConfig:
     ema: float | None = None
     grad_clip: float | None = None
     amp: bool = True  # float16 autocast on CUDA only
+    lr_mult: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr multiplier
+    patience: int = 3  # "plateau" only: epochs without a better validation score before lr × step_gamma
 
     def replace(self, **kw: Any) -> StageConfig:
         return replace(self, **kw)
 
     def train_config(self, n: int | None, *, seed: int, device: str, progress: bool,
-                     checkpoint: str | None) -> TrainConfig:
-        """The engine's configuration of this stage (``n`` training rows, None for a Dataset)."""
+                     checkpoint: str | None, param_prefix: str = "") -> TrainConfig:
+        """The engine's configuration of this stage (``n`` training rows, None for a Dataset;
+        ``param_prefix``: where the network sits in the trained module, ``"net."`` in
+        :class:`MulConObjective`, prepended to the ``lr_mult`` prefixes)."""
         sched, kw, interval = self.scheduler, {}, "epoch"
         if sched == "onecycle":  # per batch, max lr = lr
             interval = "step"
         elif sched == "step":
             kw = {"step_size": self.step_size, "gamma": self.step_gamma}
+        elif sched == "plateau":
+            kw = {"factor": self.step_gamma, "patience": self.patience}
         elif sched not in (None, "cosine"):
-            raise ValueError(f"unknown scheduler {sched!r}; use None, 'onecycle', 'step' or 'cosine'")
+            raise ValueError(f"unknown scheduler {sched!r}; use None, 'onecycle', 'step', 'cosine' or 'plateau'")
         return TrainConfig(
             epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
-            momentum=self.momentum, weight_decay=self.weight_decay, scheduler=sched, scheduler_kwargs=kw,
+            momentum=self.momentum, weight_decay=self.weight_decay, lr_mult={param_prefix + k: v for k, v in self.lr_mult.items()},
+            scheduler=sched, scheduler_kwargs=kw,
             scheduler_interval=interval, ema=self.ema, grad_clip=self.grad_clip, amp=self.amp, seed=seed,
             device=device, progress=progress, checkpoint=checkpoint,
             # a last batch of one row is skipped (BatchNorm and the contrastive losses need two)
             drop_last=n is not None and n % self.batch_size == 1)
+
+
+#: The authors' ``lrp`` = 0.1 (``get_config_optim`` of their stage-two model): the backbone and the
+#: whole attention module (image self-attention, label queries U, label attention, label
+#: self-attention) at lr × 0.1; the per-label classifiers and the projector at lr.
+AUTHORS_LR_MULT: dict[str, float] = {"encoder": 0.1, "image_sa": 0.1, "label_queries": 0.1,
+                                     "label_attention": 0.1, "label_sa": 0.1}
 
 
 #: CPU-sized settings for the multi-label digits (our choice, not the authors'): step 1 Adam
@@ -127,8 +147,47 @@ PAPER_SCALE: list[StageConfig] = [
                 augment=False),
     StageConfig(epochs=40, lr=0.01, optimizer="sgd", momentum=0.9, weight_decay=1e-4,
                 scheduler="step", step_size=20, step_gamma=0.1, batch_size=24, views=2,
-                llcl=0.5, temperature=0.2, ema=0.9997, augment=False),
+                llcl=0.5, temperature=0.2, ema=0.9997, augment=False, lr_mult=dict(AUTHORS_LR_MULT)),
 ]
+
+
+def authors(gamma: float = 0.1, *, step1_epochs: int = 30, step2_epochs: int = 5,
+            steps_per_epoch: int = 24, batch_size: int = 64, step1_batch_size: int = 64) -> list[StageConfig]:
+    """The authors' step 2 on a CPU-sized step 1, for the digits (``gamma`` = 0.1 in the paper's
+    appendix A.1, 0.5 in the code's default).
+
+    Step 1 (ours; the authors fine-tune an ImageNet ResNet with Adam 1-cycle 2e-4, which does not
+    train a network from scratch in a few epochs): Adam 2e-3, cosine, ``step1_epochs``, batch
+    ``step1_batch_size`` (64 as in the paper's appendix A.1; their code uses 32); pass ``validate=`` to :func:`train_stage` to keep
+    the best epoch. Step 2 (the authors'): SGD,
+    momentum 0.9, weight decay 1e-4, lr 0.01 with the backbone and attention at 0.1 × that
+    (:data:`AUTHORS_LR_MULT`), lr × 0.1 halfway (their 40 epochs with a step every 20, scaled to
+    ``step2_epochs``), two views, τ = 0.2, an EMA of the weights whose horizon is one epoch as
+    theirs is (decay 0.9997 ≈ 1 − 1/3,400 steps per MS-COCO epoch; here 1 − 1/``steps_per_epoch``,
+    the step-2 batches of ``batch_size`` rows in one epoch).
+
+    Example:
+        >>> s1, s2 = authors(0.5, steps_per_epoch=24)
+        >>> s2.optimizer, s2.lr, s2.lr_mult["encoder"], s2.llcl, round(s2.ema, 4)
+        ('sgd', 0.01, 0.1, 0.5, 0.9583)
+    """
+    if steps_per_epoch < 1 or step2_epochs < 1 or step1_epochs < 0 or min(batch_size, step1_batch_size) < 2:
+        raise ValueError(f"authors(): need steps_per_epoch >= 1, step2_epochs >= 1, step1_epochs >= 0 and batch "
+                         f"sizes >= 2 (LLCL needs two rows), got {steps_per_epoch}, {step2_epochs}, {step1_epochs}, "
+                         f"{batch_size}, {step1_batch_size}")
+    if gamma < 0:
+        raise ValueError(f"authors(): gamma (the weight of LLCL) must be >= 0, got {gamma}")
+    step1 = StageConfig(epochs=step1_epochs, lr=2e-3, scheduler="cosine", batch_size=step1_batch_size)
+    step2 = StageConfig(epochs=step2_epochs, lr=0.01, optimizer="sgd", momentum=0.9, weight_decay=1e-4,
+                        scheduler="step", step_size=(step2_epochs + 1) // 2, step_gamma=0.1,
+                        batch_size=batch_size, views=2, llcl=gamma, temperature=0.2,
+                        ema=1.0 - 1.0 / steps_per_epoch, lr_mult=dict(AUTHORS_LR_MULT))
+    return [step1, step2]
+
+
+#: :func:`authors` with the paper's γ = 0.1, sized for the `full` digits (1,500 rows; step 2 in
+#: batches of 64, 24 per epoch).
+AUTHORS: list[StageConfig] = authors(0.1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,7 +290,8 @@ def train_stage(model: nn.Module, data: Any, stage: StageConfig, *, seed: int = 
                 device: str | torch.device = "cpu",
                 augment_fn: Callable[[Tensor, torch.Generator | None], Tensor] | None = augment_digits,
                 callback: Callable[[int, nn.Module], dict[str, float]] | None = None,
-                progress: bool = True, checkpoint: str | Path | None = None) -> list[dict[str, float]]:
+                progress: bool = True, checkpoint: str | Path | None = None,
+                validate: Callable[[nn.Module], float] | None = None) -> list[dict[str, float]]:
     """Train ``model`` for one stage with :func:`mlcl.training.train`; return one dict per epoch
     (mean losses, ``lr``, ``step``, ``epoch`` and whatever ``callback(epoch, model)`` returns — it
     is called in eval mode under ``no_grad``). With an EMA the EMA weights are loaded at the end.
@@ -239,6 +299,9 @@ def train_stage(model: nn.Module, data: Any, stage: StageConfig, *, seed: int = 
     ``data``: ``(X, Y)`` arrays, or a Dataset of ``(x, y)`` (augmented by ``augment_fn``) or
     ``(x_view1, x_view2, y)`` (pass ``augment_fn=None``). ``checkpoint``: a file the stage is
     saved to every epoch and resumed from, exactly (weights, EMA, optimiser, schedule).
+    ``validate(net) -> float`` (higher is better, e.g. validation mAP) runs after every epoch on
+    the network (its EMA when ``stage.ema`` is set); the best epoch's weights are kept at the end
+    and its score is the history's ``val``. Needed by ``scheduler="plateau"``.
     """
     X, Y = (data, None) if isinstance(data, (Dataset, torch.utils.data.DataLoader)) else data
     train_data, n = _data(X, Y)
@@ -253,8 +316,9 @@ def train_stage(model: nn.Module, data: Any, stage: StageConfig, *, seed: int = 
         model.train(was)
 
     cfg = stage.train_config(n, seed=seed, device=str(device), progress=progress,
-                             checkpoint=None if checkpoint is None else str(checkpoint))
-    res = train(objective, train_data, cfg, callbacks=[measure] if callback is not None else ())
+                             checkpoint=None if checkpoint is None else str(checkpoint), param_prefix="net.")
+    judge = None if validate is None else (lambda obj: validate(obj.net))  # noqa: E731
+    res = train(objective, train_data, cfg, validate=judge, callbacks=[measure] if callback is not None else ())
     return [{**h, "epoch": e, **extra.get(e, {})} for e, h in enumerate(res.history)]
 
 
