@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -89,10 +90,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--baseline", default="c546517", help="git revision of the pre-engine code")
     ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
+    ap.add_argument("--note", default="", help="recorded in the provenance (e.g. machine load)")
     ap.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "train_step.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
     t_start = time.perf_counter()
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     try:
         mods = load_baseline(args.baseline)
     except (subprocess.CalledProcessError, OSError) as e:
@@ -118,7 +121,13 @@ def main() -> None:
                        "baseline_revision": args.baseline},
            "rows": rows,
            "provenance": provenance(profile="full", seeds=0, wall_seconds=time.perf_counter() - t_start,
-                                    device=",".join(devices), extra={"torch_num_threads": 1})}
+                                    device=",".join(devices), extra={
+                                        "torch_num_threads": 1,
+                                        # the machine may be shared: CPU times, but caches and
+                                        # memory bandwidth are not
+                                        "load_average_start": load_start,
+                                        "load_average_end": os.getloadavg() if hasattr(os, "getloadavg") else None,
+                                        "cpu_count": os.cpu_count(), "note": args.note})}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {args.out}")

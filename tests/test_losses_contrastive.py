@@ -196,6 +196,33 @@ def test_supcon_matches_reference(seed, with_refs, positives):
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("with_refs", [False, True])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_supcon_all_mask_and_grouping_paths_match_reference(seed, with_refs, grouped, monkeypatch):
+    """ALL has two exact algorithms (the same-set mask in the fused pass below
+    GROUP_ELEMENTS, grouping by label set above it): both against the float64 reference, and
+    their gradients against each other."""
+    import mlcl.losses.supcon as supcon_mod
+
+    z, y, k, yk, _ = _case(seed, with_refs)
+    tau = 0.1 + 0.1 * seed
+    grads = []
+    for threshold in (0, 1 << 60) if grouped else (1 << 60,):
+        monkeypatch.setattr(supcon_mod, "GROUP_ELEMENTS", threshold)
+        zz = z.clone().requires_grad_(True)
+        kk = None if k is None else k.clone().requires_grad_(True)
+        got = SupConLoss(tau, positives="all")(zz, y, kk, yk)
+        assert abs(got.item() - ref_supcon(z, y, k, yk, tau, "all")) < TOL
+        got.backward()
+        grads.append((zz.grad, None if kk is None else kk.grad))
+    if grouped:
+        for a, b in zip(*grads):
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert torch.allclose(a, b, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("with_refs", [False, True])
 @pytest.mark.parametrize("label_weight", [False, True])
 def test_mulsupcon_matches_reference(seed, with_refs, label_weight):
     z, y, k, yk, _ = _case(seed, with_refs)

@@ -13,9 +13,11 @@ are documented in :mod:`mlcl.losses._common` and in the book's "The losses" page
 ``JaccardSupConLoss``              ABALONE L_Base (Jaccard pair weights)
 ``MSCLoss``                        ABALONE L_MSC, eq. 1–5, as the authors' code computes it
 ``FocalLoss``, ``AsymmetricLoss``  BCE-family baselines of ABALONE
+``ReferenceLabels``                a queue's labels with their per-label statistics
 =================================  ==========================================================
 """
 
+from ._common import ReferenceLabels
 from .bce import AsymmetricLoss, FocalLoss
 from .cgmvae import FeatureLabelContrastiveLoss, GaussianMixtureKL, gaussian_mixture_kl
 from .jaccard import JaccardSupConLoss
@@ -33,6 +35,7 @@ __all__ = [
     "LabelLevelContrastiveLoss",
     "MSCLoss",
     "MulSupConLoss",
+    "ReferenceLabels",
     "SupConLoss",
     "gaussian_mixture_kl",
 ]

@@ -98,18 +98,14 @@ def check_labels(
         )
     if labels.dtype == torch.bool:
         return labels
-    if labels.numel() and not _is_binary(labels):
+    yb = labels != 0
+    # 0/1 only ⇔ the bool matrix converts back to the same values (NaN ≠ 1): two passes
+    if labels.numel() and not torch.equal(yb.to(labels.dtype), labels):
         raise ValueError(
             f"{name} must contain only 0 and 1 (multi-hot); got other values. Threshold "
             f"soft labels first, e.g. ({name} > 0.5)."
         )
-    return labels != 0
-
-
-def _is_binary(labels: Tensor) -> bool:
-    if labels.is_floating_point():
-        return bool(((labels == 0) | (labels == 1)).all())
-    return torch.equal(labels.clamp(0, 1), labels)
+    return yb
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,11 +319,16 @@ def _block_weights(weight_fn: WeightFn, j0: int, j1: int, off: int | None) -> Te
     return w
 
 
-def _weighted(xt: Tensor, wt: Tensor, values: Values | None, j0: int, j1: int):
-    """(Σ_m w·x, Σ_m w) or ((w ⊙ x) V, w V) for one reference-major block."""
+def _weighted(xt: Tensor, wt: Tensor, values: Values | None, j0: int, j1: int, keep=None):
+    """(Σ_m w·x, Σ_m w) or ((w ⊙ x) V, w V) for one reference-major block. ``keep``: a list
+    that receives the w ⊙ x buffer (the dense backward reuses it for the gradient: a fresh
+    B × M buffer costs page faults on the CPU)."""
+    wx = xt * wt
+    if keep is not None:
+        keep.append(wx)
     if values is None:
-        return (xt * wt).sum(0), wt.sum(0)
-    return values.right(xt * wt, j0, j1), values.right(wt, j0, j1)
+        return wx.sum(0), wt.sum(0)
+    return values.right(wx, j0, j1), values.right(wt, j0, j1)
 
 
 class _SimContrast(torch.autograd.Function):
@@ -377,7 +378,9 @@ class _SimContrast(torch.autograd.Function):
             wt = None
             if has_pos:
                 wt = _block_weights(weight_fn, 0, M, off)
-                pos, wsum = _weighted(xt, wt, values, 0, M)
+                scratch: list[Tensor] = []
+                pos, wsum = _weighted(xt, wt, values, 0, M, scratch)
+                ctx.scratch = scratch[0]  # not a saved tensor: only ever written to
             if off is not None:
                 xt.diagonal(off).fill_(-math.inf)
             if shift:
@@ -426,19 +429,33 @@ class _SimContrast(torch.autograd.Function):
         need_q, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         M = k.shape[0]
 
-        def block_grad(et: Tensor, coef: Tensor | None, wt, j0: int, j1: int, fresh: bool):
+        def block_grad(et: Tensor, coef: Tensor | None, wt, j0: int, j1: int, fresh: bool,
+                       out: Tensor | None = None):
             # d lse / dx = softmax = e / s; d pos / dx = w (or w ⊙ (V g) for per-label outputs)
             if coef is None:
-                gx = torch.zeros_like(et)
+                gx = torch.zeros_like(et) if out is None else out.zero_()
+            elif fresh:
+                gx = et.mul_(coef)
             else:
-                gx = et.mul_(coef) if fresh else et * coef
+                gx = et * coef if out is None else torch.mul(et, coef, out=out)
             if wt is not None and g_pos is not None:
                 gw = g_pos if values is None else values.left(g_pos, j0, j1)
                 gx.addcmul_(wt, gw)
             return gx
 
         if ctx.block >= M:
-            gxt = block_grad(saved, None if g_lse is None else g_lse / s, wt, 0, M, False)
+            coef = None if g_lse is None else g_lse / s
+            if coef is not None and not ctx.symmetric and (wt is None or g_pos is None):
+                # only the log-sum-exp has a gradient: its coefficient g_i / s_i is per anchor
+                # (a column of xᵀ), so it scales the B × D products instead of the B × M matrix
+                # (one elementwise pass over the similarities fewer)
+                cs = coef.mul_(scale)[:, None]
+                gq = torch.mm(saved.t(), k).mul_(cs) if need_q else None
+                gk = torch.mm(saved, q * cs) if need_k else None
+                return gq, gk, None, None, None, None, None, None, None
+            # not in place on the saved softmax (gradcheck and retain_graph=True run the
+            # backward more than once): into the forward's w ⊙ x buffer
+            gxt = block_grad(saved, coef, wt, 0, M, False, getattr(ctx, "scratch", None))
             if ctx.symmetric:
                 gq = torch.addmm(q, gxt + gxt.t(), q, beta=0.0, alpha=scale)
                 return gq, None, None, None, None, None, None, None, None
@@ -667,10 +684,12 @@ class LabelStats:
             keys = torch.zeros(n, W, dtype=torch.long, device=dev)
             keys.index_put_((r, c // 62), torch.bitwise_left_shift(torch.ones_like(c), c % 62),
                             accumulate=True)
-        else:
+        else:  # one product with the (L, W) matrix of bit values: no padded copy
             W = max(1, -(-L // 52))
-            words = F.pad(rows.to(torch.float64), (0, W * 52 - L)).view(n, W, 52)
-            keys = words @ torch.pow(2.0, torch.arange(52, dtype=torch.float64, device=dev))
+            c = torch.arange(L, device=dev)
+            bits = torch.zeros(L, W, dtype=torch.float64, device=dev)
+            bits[c, c // 52] = torch.pow(2.0, (c % 52).to(torch.float64))
+            keys = rows.to(torch.float64) @ bits
         order = torch.sort(keys[:, W - 1], stable=True).indices
         for col in range(W - 2, -1, -1):
             order = order[torch.sort(keys[order, col], stable=True).indices]
@@ -829,6 +848,53 @@ def reduce_loss(
     return out
 
 
+#: Fixed-point scale of :class:`ReferenceLabels`' key sums: unit-norm coordinates become
+#: integers (|x| · 2^40 ≤ 2^40), so sums are exact, order-free and reversible in int64 for up
+#: to 2^23 keys, with a resolution (2^-40) far below float32 round-off.
+FIXED_POINT = 2.0**40
+
+
+class ReferenceLabels:
+    r"""Labels of a reference set ``cat([head, tail])`` whose *tail* (a MoCo queue) comes with
+    its label statistics, so a loss need not re-read the tail's (Q, L) label matrix.
+
+    ``head``: the labels (B_k, L) of the leading references (the batch's keys); ``tail``: the
+    tail's labels (Q, L), bool, already validated (used only by losses that need every row);
+    ``tail_sums``: S_j = Σ_{m ∈ tail, j ∈ y_m} k_m / ‖k_m‖ as int64 fixed point (×
+    :data:`FIXED_POINT`), (L, D); ``tail_counts``: |{m ∈ tail : j ∈ y_m}|, int64 (L,).
+    :class:`mlcl.models.moco.LabelledQueue` maintains them on enqueue/dequeue
+    (``queue.references(keys, labels, stats=True)``); :class:`MulSupConLoss` then reads only
+    the head's labels, and every other loss uses :meth:`dense` (the plain path).
+
+    Example:
+        >>> from mlcl.models.moco import LabelledQueue
+        >>> queue = LabelledQueue(size=8, dim=3, num_labels=4)
+        >>> queue.enqueue(torch.randn(2, 3), torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0]]))
+        >>> refs, ref_labels = queue.references(torch.randn(2, 3), torch.eye(2, 4), stats=True)
+        >>> refs.shape, ref_labels.dense().shape
+        (torch.Size([4, 3]), torch.Size([4, 4]))
+    """
+
+    __slots__ = ("head", "tail", "tail_sums", "tail_counts")
+
+    def __init__(self, head: Tensor, tail: Tensor, tail_sums: Tensor, tail_counts: Tensor):
+        self.head, self.tail, self.tail_sums, self.tail_counts = head, tail, tail_sums, tail_counts
+
+    def __len__(self) -> int:
+        return self.head.shape[0] + self.tail.shape[0]
+
+    def dense(self) -> Tensor:
+        """All reference labels, (B_k + Q, L) bool (the plain ``ref_labels``)."""
+        return torch.cat([self.head.to(torch.bool), self.tail])
+
+    def label_sums(self, k_head: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """(S, n) of :meth:`LabelStats.label_sums` over the whole reference set, reading only
+        the head's labels: ``k_head`` are the normalised head keys."""
+        yh = self.head.to(dtype)
+        s = torch.addmm(self.tail_sums.to(dtype), yh.t(), k_head, alpha=1.0, beta=1.0 / FIXED_POINT)
+        return s, torch.add(self.tail_counts, yh.sum(0)).to(dtype)
+
+
 class ContrastiveInputs:
     """Normalised anchors / references, their labels (bool) and the self-pair offset (internal).
 
@@ -836,7 +902,7 @@ class ContrastiveInputs:
     ``yb`` / ``ykb`` and :attr:`stats`.
     """
 
-    __slots__ = ("z", "yb", "k", "ykb", "self_offset", "world", "dtype", "_stats")
+    __slots__ = ("z", "yb", "k", "_ykb", "refl", "self_offset", "world", "dtype", "_stats")
 
     def __init__(
         self,
@@ -859,6 +925,12 @@ class ContrastiveInputs:
         z = normalize(embeddings, dtype)
         self.z, self.yb = z, y
         self._stats: LabelStats | None = None
+        self.refl: ReferenceLabels | None = None
+        if isinstance(ref_labels, ReferenceLabels):
+            if world > 1:  # the statistics are this rank's: gather the plain labels instead
+                ref_labels = ref_labels.dense()
+            else:
+                self.refl = ref_labels
         if ref_embeddings is None:
             k, yk, offset = z, y, 0
             if world > 1:
@@ -872,19 +944,53 @@ class ContrastiveInputs:
                     f"ref_embeddings has dimension {ref_embeddings.shape[1]} but embeddings has "
                     f"{embeddings.shape[1]}: queries and keys must come from the same head."
                 )
-            yk = check_labels(
-                ref_labels,  # type: ignore[arg-type]
-                ref_embeddings.shape[0],
-                "ref_labels",
-                num_labels=labels.shape[1],
-                what="ref_embeddings",
-            )
+            if self.refl is not None:  # only the head is checked: the tail was, at enqueue
+                n_tail = self.refl.tail.shape[0]
+                if ref_embeddings.shape[0] < n_tail:
+                    raise ValueError(
+                        f"ref_embeddings has {ref_embeddings.shape[0]} rows but ref_labels "
+                        f"describes a tail of {n_tail}: pass the references the queue returned."
+                    )
+                head = y if self.refl.head is labels else check_labels(  # a MoCo step: y again
+                    self.refl.head, ref_embeddings.shape[0] - n_tail, "ref_labels.head",
+                    num_labels=labels.shape[1], what="ref_embeddings without the tail",
+                )
+                if self.refl.tail.shape[1] != labels.shape[1]:
+                    raise ValueError(
+                        f"ref_labels.tail has {self.refl.tail.shape[1]} label columns, expected "
+                        f"{labels.shape[1]}."
+                    )
+                self.refl = ReferenceLabels(head, *(getattr(self.refl, n) for n in (
+                    "tail", "tail_sums", "tail_counts")))
+                yk = None  # built on demand (dense)
+            else:
+                yk = check_labels(
+                    ref_labels,  # type: ignore[arg-type]
+                    ref_embeddings.shape[0],
+                    "ref_labels",
+                    num_labels=labels.shape[1],
+                    what="ref_embeddings",
+                )
             k = normalize(ref_embeddings, dtype)
             if world > 1:
                 k, _ = gather_rows(k)
                 yk = gather_rows(yk.to(torch.uint8))[0] != 0
             self.self_offset = None
-        self.k, self.ykb = k, yk
+        self.k, self._ykb = k, yk
+
+    @property
+    def ykb(self) -> Tensor:
+        """Reference labels (M, L), bool."""
+        if self._ykb is None:
+            self._ykb = self.refl.dense()  # type: ignore[union-attr]
+        return self._ykb
+
+    def label_sums(self) -> tuple[Tensor, Tensor]:
+        """Per-label sums of the normalised references and counts (L, D), (L,): from the tail's
+        statistics when :class:`ReferenceLabels` were given, else from the label matrix."""
+        if self.refl is not None and self._ykb is None:
+            return self.refl.label_sums(self.k[: self.refl.head.shape[0]], self.dtype)
+        return self.stats.label_sums(self.k)
 
     @property
     def y(self) -> Tensor:

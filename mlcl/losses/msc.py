@@ -130,9 +130,16 @@ class MSCLoss(nn.Module):
                 chunk=self.chunk_size,
             )
             # log[Σ_c exp(z·c_c/τ) + β Σ_k exp(z·z_k/τ)] without concatenating the two parts
-            lse = torch.logsumexp(proto, dim=1)
-            if inp.k.shape[0] - (inp.self_offset is not None) > 0:
-                lse = torch.logaddexp(lse, lse_s + math.log(self.beta))
+            has_refs = inp.k.shape[0] - (inp.self_offset is not None) > 0
+            if scale <= 30.0:  # |z·c/τ| ≤ 1/τ: shifted by 1/τ, exp neither over- nor underflows
+                denom = proto.add(-scale).exp_().sum(1)
+                if has_refs:  # lse_s ≤ 1/τ + log M
+                    denom = denom.add_(torch.exp(lse_s - scale), alpha=self.beta)
+                lse = denom.log_().add_(scale)
+            else:
+                lse = torch.logsumexp(proto, dim=1)
+                if has_refs:
+                    lse = torch.logaddexp(lse, lse_s + math.log(self.beta))
             pair = lse[:, None] - (proto + pos) / (1.0 + wsum)  # (B, L); N(i, j) = 1 + Σ f
             per_sample = (pair * st.yf).sum(1) / n_i.clamp_min(1.0)
             return inp.reduce(per_sample, n_i.clamp_max(1.0), self.reduction)

@@ -57,7 +57,10 @@ class MulSupConLoss(nn.Module):
 
     Call: ``loss(embeddings, labels, ref_embeddings=None, ref_labels=None)``. With MoCo, pass the
     queries as ``embeddings`` and ``cat([keys, queue.keys])`` as references: the anchor's own key
-    is then one of its positives, as in the authors' code.
+    is then one of its positives, as in the authors' code. ``ref_labels`` may also be the
+    :class:`~mlcl.losses.ReferenceLabels` of ``LabelledQueue.references(k, y, stats=True)``:
+    the queue's per-label key sums then replace reading its (Q, L) labels (same loss and
+    gradients to float32 round-off; the queue's keys get no gradient, as they are detached).
 
     Example:
         >>> loss_fn = MulSupConLoss(temperature=0.1)
@@ -94,14 +97,14 @@ class MulSupConLoss(nn.Module):
             scale, z = 1.0 / self.temperature, inp.z
             # log Σ_a exp(s_a/τ): the only B × M pass (fused, or tiled for large M)
             lse = sim_contrast(z, inp.k, scale, inp.self_offset, chunk=self.chunk_size)  # (B,)
-            sums, count = inp.stats.label_sums(inp.k)  # eq. 7's per-label sums S_j, |P_j|
+            sums, count = inp.label_sums()  # eq. 7's per-label sums S_j, |P_j|
+            yf = inp.y  # (B, L) float
             dots = torch.mm(z, sums.t())  # (B, L) = τ Σ_{p ∈ P_j} s_p / τ
             if inp.self_offset is not None:  # remove the anchor's own entry
-                yf = inp.stats.yf
                 own = inp.k[inp.self_offset : inp.self_offset + z.shape[0]]
                 dots = dots - yf * (z * own).sum(1, keepdim=True)
                 count = count - yf
-            valid = inp.stats.yf * count.clamp_max(1.0)  # 0/1: j ∈ y_i and P_j non-empty
+            valid = yf * count.clamp_max(1.0)  # 0/1: j ∈ y_i and P_j non-empty
             # ℓ_ij = LSE_i − z·S_j / (τ |P_j|)
             pair = torch.addcmul(lse[:, None], dots, count.clamp_min(1.0).reciprocal_(), value=-scale)
             if not self.label_weight:

@@ -24,6 +24,11 @@ from ._common import (
 
 __all__ = ["SupConLoss"]
 
+#: ALL positives: below this many B × M entries the same-label-set mask is formed inside the
+#: fused pass; above it rows are grouped by label set (sorting B + M rows costs a fixed ~100
+#: operators, the mask B · M work)
+GROUP_ELEMENTS = 1 << 18
+
 
 class SupConLoss(nn.Module):
     r"""Supervised contrastive loss with the ALL / ANY positives of multi-label data.
@@ -86,22 +91,42 @@ class SupConLoss(nn.Module):
                 embeddings, labels, ref_embeddings, ref_labels, self.gather_distributed
             )
             scale, st = 1.0 / self.temperature, inp.stats
-            if self.positives == "any":
+            B, M = inp.z.shape[0], inp.k.shape[0]
+            # ALL: small problems fold the same-label-set mask into the fused pass (fewest
+            # operations); large ones group rows by label set (no B × M mask at all)
+            grouped = self.positives == "all" and B * M >= GROUP_ELEMENTS
+            if not grouped:
                 st.prepare_overlaps()
-            if self.positives == "all":
+            if grouped:
                 # P(i) = the references with i's label set: group rows by identical label set
                 # and sum each group's keys, Σ_{p∈P(i)} s_ip = z_i · (group sum): no B × M mask
                 lse = sim_contrast(inp.z, inp.k, scale, inp.self_offset, chunk=self.chunk_size)
                 ga, gr = st.group_ids()
-                n = ga.shape[0] + gr.shape[0]
-                sums = inp.k.new_zeros(n, inp.k.shape[1]).index_add_(0, gr, inp.k)
-                n_pos = torch.bincount(gr, minlength=n)[ga].to(lse.dtype)
-                pos = (inp.z * sums[ga]).sum(1) * scale
+                # each group is summed into the slot of its first anchor (slot B: no anchor has
+                # that label set), so the buffers are (B + 1) rows, not one per group id
+                first = torch.full((B + M + 1,), B, dtype=ga.dtype, device=ga.device)
+                first.scatter_reduce_(0, ga, torch.arange(B, device=ga.device), "amin")
+                slot_a, slot_r = first[ga], first[gr]
+                sums = inp.k.new_zeros(B + 1, inp.k.shape[1]).index_add_(0, slot_r, inp.k)
+                n_pos = torch.bincount(slot_r, minlength=B + 1)[slot_a].to(lse.dtype)
+                pos = (inp.z * sums[slot_a]).sum(1) * scale
                 if inp.self_offset is not None:  # the anchor itself is in its own group
                     kz = inp.k[inp.self_offset : inp.self_offset + inp.z.shape[0]]
                     pos = pos - (inp.z * kz).sum(1) * scale
                     n_pos = n_pos - 1.0
                 n_pos = n_pos * st.n_anchor.clamp_max(1.0)  # a label-less anchor has none
+            elif self.positives == "all":
+                # y_m = y_i ⇔ 2|y_i ∩ y_m| − |y_m| = |y_i| (the overlap is at most either size);
+                # a label-less anchor gets −½ on the right (never an integer): no positive
+                n_i = torch.where(st.n_anchor > 0, st.n_anchor, -0.5)
+                n_m = st.n_ref[:, None]
+
+                def weights(j0: int, j1: int) -> Tensor:  # [y_m = y_i], reference-major
+                    return (st.inter(j0, j1).mul_(2.0).sub_(n_m[j0:j1]) == n_i).to(n_m.dtype)
+
+                lse, pos, n_pos = sim_contrast(
+                    inp.z, inp.k, scale, inp.self_offset, weights, chunk=self.chunk_size
+                )
             else:
                 # P(i) = references sharing a label: the mask is folded into the fused pass
                 def weights(j0: int, j1: int) -> Tensor:  # [|y_i ∩ y_m| > 0], reference-major

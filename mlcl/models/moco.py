@@ -78,12 +78,20 @@ class MomentumEncoder(nn.Module):
 
 
 class LabelledQueue(nn.Module):
-    """A FIFO queue of (detached) keys and their multi-hot labels.
+    """A FIFO queue of (detached) keys and their multi-hot labels, with per-label statistics.
 
     Until the queue is full only the stored entries are returned (never the zero-initialised
     slots), so it is correct from the first step. When more keys arrive than the queue holds,
     the most recent ``size`` are kept. State is kept in buffers (moves with ``.to()``, saved in
     ``state_dict``).
+
+    Labels are stored as bool, checked (0/1 only) once at enqueue. The queue also maintains,
+    on every enqueue/dequeue, the per-label sums of its normalised keys and the per-label
+    counts that MulSupCon's loss needs (eq. 7), so that
+    ``references(keys, labels, stats=True)`` lets the loss skip the (Q, L) label matrix
+    (:class:`mlcl.losses.ReferenceLabels`). The sums are int64 fixed point: exact and
+    independent of the order of updates, so they are a function of the stored keys alone —
+    rebuilt from them after ``load_state_dict`` (not saved), bit-identical to the running ones.
 
     Args:
         size: capacity K (MulSupCon: 2048 by default, 256 for yeast; ABALONE: 512).
@@ -111,12 +119,58 @@ class LabelledQueue(nn.Module):
         self.register_buffer("_labels", torch.zeros(self.size, self.num_labels, dtype=torch.bool))
         self.register_buffer("_ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("_count", torch.zeros((), dtype=torch.long))
+        # per-label statistics of the stored keys (derived state: rebuilt on load)
+        self.register_buffer("_label_sums", torch.zeros(self.num_labels, self.dim, dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("_label_counts", torch.zeros(self.num_labels, dtype=torch.long),
+                             persistent=False)
         # Python mirrors of _ptr/_count: reading a CUDA buffer every step would sync with the host.
         self._p, self._n = 0, 0
+        # statistics are maintained from the first references(stats=True) on (built from the
+        # stored keys then): a queue whose loss never asks for them pays nothing
+        self._tracking = False
         self.register_load_state_dict_post_hook(lambda module, _keys: module._sync_counters())
 
     def _sync_counters(self) -> None:
         self._p, self._n = int(self._ptr), int(self._count)
+        if self._tracking:
+            self._rebuild_stats()
+
+    def _rebuild_stats(self) -> None:
+        self._label_sums.zero_()
+        self._label_counts.zero_()
+        self._update_stats(self._fixed_point(self._keys[: self._n]),
+                           self._labels[: self._n].to(torch.float64))
+
+    @staticmethod
+    def _fixed_point(keys: Tensor) -> Tensor:
+        """Normalised keys in fixed point (|x| ≤ 1, so ≤ 2^40 each: integer sums are exact),
+        as float64 integers; normalised in float64, i.e. to float32 round-off the loss's own
+        normalisation of the same stored keys."""
+        from mlcl.losses._common import FIXED_POINT
+
+        kd = keys.to(torch.float64)
+        return kd.div_(torch.linalg.vector_norm(kd, dim=1, keepdim=True).clamp_min_(1e-300)) \
+            .mul_(FIXED_POINT).round_()
+
+    def _update_stats(self, fp: Tensor, labels: Tensor) -> None:
+        """Add rows' contributions to the label statistics: ``fp`` from :meth:`_fixed_point`,
+        ``labels`` float64 with entries in {-1, 0, 1} (-1: a dequeued row's label)."""
+        from mlcl.losses._common import SPARSE_LABELS
+
+        if fp.shape[0] == 0:
+            return
+        if fp.device.type == "cpu" and self.num_labels >= SPARSE_LABELS:
+            rows, cols = labels.nonzero(as_tuple=True)  # many labels: nnz · D work
+            s = labels[rows, cols]
+            self._label_sums.index_add_(0, cols, fp[rows].mul_(s[:, None]).long())
+            self._label_counts.index_add_(0, cols, s.long())
+            return
+        # a float64 product of integers: exact while partial sums stay below 2^53 (2^13 rows)
+        for i in range(0, fp.shape[0], 1 << 13):
+            yb = labels[i : i + (1 << 13)]
+            self._label_sums.add_(torch.mm(yb.t(), fp[i : i + (1 << 13)]).long())
+            self._label_counts.add_(yb.sum(0).long())
 
     def __len__(self) -> int:
         return self._n
@@ -155,6 +209,10 @@ class LabelledQueue(nn.Module):
                 f"{tuple(labels.shape)}."
             )
         keys, labels = keys.detach(), labels.detach()
+        if labels.dtype != torch.bool:  # checked once here: the losses trust stored labels
+            from mlcl.losses._common import check_labels
+
+            labels = check_labels(labels, keys.shape[0], "labels", self.num_labels, "keys")
         if gather_distributed:
             import torch.distributed as dist
 
@@ -167,21 +225,48 @@ class LabelledQueue(nn.Module):
         if n >= self.size:
             keys, labels, n = keys[-self.size :], labels[-self.size :], self.size
         p, first = self._p, min(n, self.size - self._p)  # [p, p+first) then wrap to [0, n-first)
+        spans = [(p, p + first)] + ([(0, n - first)] if first < n else [])
+        if not self._tracking:
+            self._store(keys, labels, p, first, n)
+            return
+        # dequeue: the overwritten slots that held keys leave the statistics, with label -1
+        old = [(a, min(b, self._n)) for a, b in spans if min(b, self._n) > a]
+        out_fp = [self._fixed_point(self._keys[a:b]) for a, b in old]
+        out_y = [self._labels[a:b].to(torch.float64).neg_() for a, b in old]
+        self._store(keys, labels, p, first, n)
+        # enqueue: the stored copies (what the loss reads), one update for both
+        in_fp = [self._fixed_point(self._keys[a:b]) for a, b in spans]
+        in_y = [self._labels[a:b].to(torch.float64) for a, b in spans]
+        self._update_stats(torch.cat(out_fp + in_fp), torch.cat(out_y + in_y))
+
+    def _store(self, keys: Tensor, labels: Tensor, p: int, first: int, n: int) -> None:
         self._keys[p : p + first].copy_(keys[:first])
-        self._labels[p : p + first].copy_(labels[:first] != 0)
+        self._labels[p : p + first].copy_(labels[:first])
         if first < n:
             self._keys[: n - first].copy_(keys[first:])
-            self._labels[: n - first].copy_(labels[first:] != 0)
+            self._labels[: n - first].copy_(labels[first:])
         self._p, self._n = (p + n) % self.size, min(self.size, self._n + n)
         self._ptr.fill_(self._p)
         self._count.fill_(self._n)
 
-    def references(self, keys: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    def references(self, keys: Tensor, labels: Tensor, stats: bool = False):
         """``cat([keys, queue])`` and their labels: the reference set of a MoCo step. Once the
         queue is full its slots are taken in storage order (not oldest first): every loss here
-        sums over the reference set, so the order does not matter and no copy is needed."""
+        sums over the reference set, so the order does not matter and no copy is needed.
+
+        ``stats=True``: the labels come as :class:`mlcl.losses.ReferenceLabels` (the batch's
+        labels, the queue's, and the queue's per-label key sums and counts): MulSupConLoss then
+        reads only the batch's labels; any other loss gets the same matrix as without.
+        """
         stored = slice(0, self._n)
-        return (
-            torch.cat([keys, self._keys[stored].to(keys.dtype)]),
-            torch.cat([labels.to(torch.bool), self._labels[stored].to(labels.device)]),
-        )
+        refs = torch.cat([keys, self._keys[stored].to(keys.dtype)])
+        if stats:
+            from mlcl.losses._common import ReferenceLabels
+
+            if not self._tracking:
+                self._tracking = True
+                self._rebuild_stats()
+
+            return refs, ReferenceLabels(labels, self._labels[stored], self._label_sums,
+                                         self._label_counts)
+        return refs, torch.cat([labels.to(torch.bool), self._labels[stored].to(labels.device)])
