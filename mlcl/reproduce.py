@@ -15,7 +15,9 @@ Every argument is checked before any kernel starts (:func:`validate`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -171,6 +173,29 @@ def _snapshot(profile: str) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in d.glob("*.json")} if d.is_dir() else {}
 
 
+@contextlib.contextmanager
+def _environ(values: dict[str, str]):
+    """Set environment variables for the duration of a block, then restore them."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _written_by(path: Path, notebook: str) -> bool:
+    """Whether a results file was saved by ``notebook``'s kernel (its provenance says so)."""
+    try:
+        return json.loads(path.read_text()).get("provenance", {}).get("notebook", notebook) == notebook
+    except (OSError, ValueError):
+        return False
+
+
 def _default_seeds(md: Path) -> int | None:
     m = re.search(r"^seeds\s*=\s*(\d+)", md.read_text(), re.M)
     return int(m.group(1)) if m else None
@@ -200,11 +225,17 @@ def run_notebook(md: Path, profile: str = "smoke", seeds: int | None = None, dev
     if seeds is not None:
         params["seeds"] = int(seeds)
     before = _snapshot(profile)
+    # The code state at the start is what ran: results saved by the kernel and the stamp record it,
+    # and the kernel's saves say which notebook wrote them (concurrent runs share results/).
+    start = provenance(profile=profile, seeds=[0], wall_seconds=0.0)
+    run_env = {"MLCL_GIT_COMMIT": start["git_commit"] or "", "MLCL_GIT_DIRTY": "1" if start["git_dirty"] else "",
+               "MLCL_NOTEBOOK": md.stem}
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(src), str(partial), parameters=params, kernel_name="python3", cwd=str(root),
-                            progress_bar=progress, execution_timeout=timeout or TIME_LIMITS[profile],
-                            log_output=False)
+        with _environ(run_env):  # the kernel inherits them
+            pm.execute_notebook(str(src), str(partial), parameters=params, kernel_name="python3", cwd=str(root),
+                                progress_bar=progress, execution_timeout=timeout or TIME_LIMITS[profile],
+                                log_output=False)
         nb = ex.read(partial)
         ex.check_complete(nb, md.stem)
     except Exception as e:  # a failing cell, a dead kernel, a timeout: keep the last good execution
@@ -220,9 +251,11 @@ def run_notebook(md: Path, profile: str = "smoke", seeds: int | None = None, dev
         src.unlink(missing_ok=True)
     secs = time.perf_counter() - t0
     after = _snapshot(profile)
-    wrote = [f"results/{profile}/{p.name}" for p, t in after.items() if before.get(p) != t]
-    prov = provenance(profile=profile, seeds=list(range(seeds or _default_seeds(md) or 0)),
-                      wall_seconds=secs, device=pick_device(device))
+    wrote = [f"results/{profile}/{p.name}" for p, t in after.items()
+             if before.get(p) != t and _written_by(p, md.stem)]
+    with _environ(run_env):
+        prov = provenance(profile=profile, seeds=list(range(seeds or _default_seeds(md) or 0)),
+                          wall_seconds=secs, device=pick_device(device))
     ex.stamp(nb, source=jupytext.read(md), provenance=prov, results_files=wrote, notebook=md.stem)
     ex.write_atomic(nb, out)
     partial.unlink(missing_ok=True)

@@ -84,9 +84,14 @@ def provenance(
 
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    # "dirty" is about code: modified or untracked files outside results/ (which the run itself
-    # rewrites) mean the commit alone does not reproduce the numbers.
-    status = _git("status", "--porcelain", "--", ".", ":(exclude)results")
+    # "dirty" is about code: modified or untracked files outside the run's own outputs (results/,
+    # book/executed/) mean the commit alone does not reproduce the numbers. `mlcl reproduce` reads
+    # the state once, before a notebook starts, and hands it to the kernel (MLCL_GIT_COMMIT /
+    # MLCL_GIT_DIRTY): the code that ran is the code at the start, whatever happens to the tree later.
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)results", ":(exclude)book/executed")
+    commit = _git("rev-parse", "HEAD")
+    if os.environ.get("MLCL_GIT_COMMIT"):
+        commit, status = os.environ["MLCL_GIT_COMMIT"], os.environ.get("MLCL_GIT_DIRTY", "")
     versions = {"python": platform.python_version(), "torch": torch.__version__, "mlcl": mlcl.__version__}
     for mod in ("numpy", "sklearn", "pandas"):
         try:
@@ -94,7 +99,7 @@ def provenance(
         except ImportError:  # pragma: no cover - all are dependencies
             pass
     prov: dict[str, Any] = {
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": commit,
         "git_dirty": None if status is None else bool(status),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "profile": profile,
@@ -105,6 +110,8 @@ def provenance(
         "cpu_threads": torch.get_num_threads(),
         "wall_seconds": round(float(wall_seconds), 3),
     }
+    if os.environ.get("MLCL_NOTEBOOK"):
+        prov["notebook"] = os.environ["MLCL_NOTEBOOK"]  # which execution wrote it (set by `mlcl reproduce`)
     if extra:
         prov.update(dict(extra))
     return prov

@@ -82,3 +82,25 @@ def test_paper_results_come_from_the_package_outside_a_checkout(tmp_path, monkey
     monkeypatch.setattr(project, "PACKAGED", tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="packaged in the wheel"):
         results.paper_results()
+
+
+def test_provenance_records_the_code_state_at_the_start_of_a_run(monkeypatch):
+    # `mlcl reproduce` reads git once, before the kernel starts, and hands the state to the kernel:
+    # what the tree does during a long run must not change which commit the numbers are credited to.
+    monkeypatch.setenv("MLCL_GIT_COMMIT", "0123456789abcdef")
+    monkeypatch.setenv("MLCL_GIT_DIRTY", "")
+    monkeypatch.setenv("MLCL_NOTEBOOK", "01_cgmvae")
+    p = results.provenance(profile="smoke", seeds=[0], wall_seconds=1.0)
+    assert (p["git_commit"], p["git_dirty"], p["notebook"]) == ("0123456789abcdef", False, "01_cgmvae")
+    monkeypatch.setenv("MLCL_GIT_DIRTY", "1")
+    assert results.provenance(profile="smoke", seeds=[0], wall_seconds=1.0)["git_dirty"] is True
+
+
+def test_a_run_lists_only_the_results_its_own_kernel_wrote(tmp_path):
+    from mlcl.reproduce import _written_by
+
+    mine, theirs, old = (tmp_path / f"{n}.json" for n in ("mine", "theirs", "old"))
+    mine.write_text(json.dumps({"provenance": {"notebook": "02_mulsupcon"}, "records": []}))
+    theirs.write_text(json.dumps({"provenance": {"notebook": "04_abalone"}, "records": []}))
+    old.write_text(json.dumps({"provenance": {}, "records": []}))  # saved outside `mlcl reproduce`
+    assert [_written_by(p, "02_mulsupcon") for p in (mine, theirs, old)] == [True, False, True]
