@@ -284,18 +284,24 @@ def _reference_adamw(params, exempt, lr, wd, factor):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def test_optimiser_hooks_equal_adamw_groups_and_linear_warmup_decay_with_resume():
-    """One-weight-decay AdamW + the run's two hooks == AdamW with a no-decay group + LambdaLR
-    (warm-up then linear decay), float64, including a rebuilt optimiser resumed from its state."""
-    from mlcl.training.abalone import _abalone_optimisation, _warmup_linear
+def test_no_decay_hook_and_engine_linear_schedule_equal_adamw_groups_with_resume():
+    """One-weight-decay AdamW + the run's no-decay hook + the engine's "linear" scheduler == AdamW
+    with a no-decay group + LambdaLR (warm-up then linear decay), float64, including a rebuilt
+    optimiser and scheduler resumed from their state."""
+    from mlcl.training import TrainConfig, make_scheduler
+    from mlcl.training.abalone import _no_decay
 
     torch.manual_seed(0)
     ref = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3)).double()
     mine = copy.deepcopy(ref)
     total, warm, lr, wd = 8, 2, 0.1, 0.5
-    factor = lambda k: _warmup_linear(k, total, warm)  # noqa: E731
+
+    def factor(k):  # ABALONE Appendix A, written out independently of the engine
+        return (k + 1) / (warm + 1) if k < warm else 1.0 - (k - warm) / (total - warm)
+
     opt_r, sched = _reference_adamw(list(ref.parameters()), [ref[0].bias, *ref[1].parameters()], lr, wd, factor)
     xs = [torch.randn(5, 4, dtype=torch.float64) for _ in range(total)]
+    cfg = TrainConfig(lr=lr, scheduler="linear", scheduler_interval="step", warmup=warm)
 
     def step(net, opt, x):
         opt.zero_grad()
@@ -303,18 +309,21 @@ def test_optimiser_hooks_equal_adamw_groups_and_linear_warmup_decay_with_resume(
         opt.step()
 
     opt_m = torch.optim.AdamW(mine.parameters(), lr=lr, weight_decay=wd)
+    sched_m = make_scheduler(opt_m, cfg, total)
     for k, x in enumerate(xs):
         step(ref, opt_r, x)
         sched.step()
-        if k == 4:  # "resume": a new optimiser loaded from the old one's state
-            state = copy.deepcopy(opt_m.state_dict())
+        if k == 4:  # "resume": a new optimiser and scheduler loaded from the old ones' state
+            state, s_state = copy.deepcopy(opt_m.state_dict()), copy.deepcopy(sched_m.state_dict())
             opt_m = torch.optim.AdamW(mine.parameters(), lr=lr, weight_decay=wd)
+            sched_m = make_scheduler(opt_m, cfg, total)  # the engine's order: build, then load
             opt_m.load_state_dict(state)
-        with _abalone_optimisation([mine[0].bias, *mine[1].parameters()], factor, lr):
+            sched_m.load_state_dict(s_state)
+        with _no_decay([mine[0].bias, *mine[1].parameters()]):
             step(mine, opt_m, x)
+        sched_m.step()
         for a, b in zip(ref.parameters(), mine.parameters()):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
-    assert [factor(k) for k in range(4)] == pytest.approx([1 / 3, 2 / 3, 1.0, 5 / 6])
     # the hooks live only for one run
     import torch.optim.optimizer as O
 

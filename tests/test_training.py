@@ -141,6 +141,38 @@ def test_optimizers_and_options(name):
         _cfg(optimizer="lion")
 
 
+class _Normed(nn.Module):
+    """A weight matrix, a bias, a LayerNorm and a 2-D parameter whose name says "norm"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc, self.ln = nn.Linear(3, 4), nn.LayerNorm(4)
+        self.norm_table = nn.Parameter(torch.randn(2, 4))
+
+
+def test_no_decay_group_exempts_biases_norms_and_named_parameters():
+    torch.manual_seed(0)
+    net = _Normed()
+    groups = param_groups(net, 1e-2, {}, ("bias", "norm"))
+    assert [g.get("weight_decay") for g in groups] == [None, 0.0]  # None: the optimiser's own decay
+    assert {id(p) for p in groups[0]["params"]} == {id(net.fc.weight)}
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for n, p in net.named_parameters() if n != "fc.weight"}
+    # one AdamW step with zero gradients is the decay alone: p(1 − lr·λ) for fc.weight, nothing for the rest
+    lr, wd = 0.1, 0.5
+    before = _state(net)
+    opt = make_optimizer(net, _cfg(optimizer="adamw", lr=lr, weight_decay=wd, no_decay=("bias", "norm")),
+                         torch.device("cpu"))
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    after = _state(net)
+    torch.testing.assert_close(after["fc.weight"], before["fc.weight"] * (1 - lr * wd))
+    assert all(torch.equal(after[k], before[k]) for k in before if k != "fc.weight")
+    # lr_mult groups are split the same way; without no_decay nothing changes
+    assert len(param_groups(net, 1e-2, {"fc": 0.1}, ("bias",))) == 4
+    assert len(param_groups(net, 1e-2, {})) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # schedulers: the learning rate of every epoch (or step) is the torch scheduler's
 def _lrs(cfg: TrainConfig, n: int) -> list[float]:
@@ -172,6 +204,10 @@ def test_each_scheduler_follows_its_formula():
     assert one.index(max(one)) == 1 and one[-1] < one[0]  # peak after pct_start·n − 1 steps, then anneal
     with pytest.raises(ValueError, match="warmup"):
         _lrs(_cfg(scheduler="onecycle", warmup=1), 2)
+    # "linear": lr·(k+1)/(w+1) during the warm-up, then lr·(1 − (k−w)/(K−w)) down to 0 at K
+    lin = _lrs(_cfg(lr=lr, scheduler="linear", warmup=2), n)
+    assert lin == pytest.approx([lr / 3, 2 * lr / 3, lr, lr * 5 / 6, lr * 4 / 6, lr / 2, lr / 3, lr / 6])
+    assert _lrs(_cfg(lr=lr, scheduler="linear"), 4) == pytest.approx([lr, 0.75 * lr, 0.5 * lr, 0.25 * lr])
 
 
 def test_scheduler_stepped_per_epoch_or_per_step_in_the_loop():
@@ -183,6 +219,8 @@ def test_scheduler_stepped_per_epoch_or_per_step_in_the_loop():
                                           scheduler_kwargs={"step_size": 1, "gamma": 0.5}))
     assert [h["lr"] for h in per_step.history] == pytest.approx([0.1 * 0.5 ** (4 * e) for e in range(4)])
     assert [h["step"] for h in per_step.history] == [4.0, 8.0, 12.0, 16.0]
+    linear = train(_net(), (X, Y), _cfg(lr=0.1, scheduler="linear", scheduler_interval="step", warmup=3))
+    assert [h["lr"] for h in linear.history] == pytest.approx([0.025, 0.1 * 12 / 13, 0.1 * 8 / 13, 0.1 * 4 / 13])
 
 
 def test_plateau_follows_the_validation_score():
@@ -333,7 +371,9 @@ def test_corrupt_truncated_and_crafted_checkpoints_are_refused(tmp_path):
     {"scheduler": "onecycle", "scheduler_interval": "step", "optimizer": "sgd"},
     {"scheduler": "plateau", "scheduler_kwargs": {"patience": 0}, "lr_mult": {"encoder": 0.1}},
     {"scheduler": "step", "scheduler_kwargs": {"step_size": 1}, "optimizer": "adamw", "grad_clip": 0.5},
-], ids=["cosine-warmup-ema", "onecycle-sgd", "plateau-groups", "step-adamw-clip"])
+    {"scheduler": "linear", "warmup": 2, "scheduler_interval": "step", "optimizer": "adamw", "weight_decay": 0.1,
+     "no_decay": ("bias",)},
+], ids=["cosine-warmup-ema", "onecycle-sgd", "plateau-groups", "step-adamw-clip", "linear-nodecay"])
 def test_exact_resume_for_every_schedule(tmp_path, kw):
     X, Y = _data()
     Xv, Yv = _data(seed=1)

@@ -9,7 +9,9 @@ a ``"loss"`` entry (or pass ``loss_fn(model, batch) -> dict``); ``validate(model
   (iteration-counted runs such as MulSupCon's 150 × 1000 steps);
 * optimiser: ``"adam"``, ``"adamw"``, ``"sgd"`` (fused kernels where torch has them);
   ``lr_mult={"encoder": 0.1}`` puts parameters under a name prefix at lr × 0.1 (0 = frozen);
-* scheduler: ``"cosine"``, ``"cosine_restarts"``, ``"step"``, ``"onecycle"``, ``"plateau"``
+  ``no_decay=("bias", "norm")`` exempts 1-D and so-named parameters from weight decay;
+* scheduler: ``"cosine"``, ``"cosine_restarts"``, ``"step"``, ``"onecycle"``, ``"linear"``
+  (warm-up then linear decay to 0), ``"plateau"``
   (on the validation score; ``scheduler_kwargs={"mode": "min"}`` when validate returns a negated
   loss), ``scheduler_interval="epoch"|"step"``, ``warmup=k`` linear warm-up;
 * ``ema=0.999``: an EMA of the weights (``torch.optim.swa_utils.AveragedModel``), validated and

@@ -17,8 +17,8 @@ prototypes in its state); the loop, checkpoint / exact resume, AMP and DDP are
   :math:`\eta\,\tfrac12(1+\cos\pi t)` or :math:`\eta(1-t)` with :math:`t = \frac{k-w}{K-w}`;
 * gradient clipping at 1, the last incomplete batch dropped.
 
-The engine has one weight decay for all parameters and no linear-decay schedule: both are added
-here by two optimiser-step hooks scoped to one run (:func:`_abalone_optimisation`), exactly.
+The schedules are the engine's (``scheduler="cosine"`` / ``"linear"`` with ``warmup``); the
+weight-decay exemption is a hook scoped to one run (:func:`_no_decay`, see there why).
 
 Example:
     >>> import torch
@@ -51,6 +51,7 @@ from mlcl.models.heads import WithHead
 from mlcl.models.inference import predict_proba
 from mlcl.training.config import TrainConfig
 from mlcl.training.loop import train
+from mlcl.training.recipes import Objective
 from mlcl.training.runtime import resolve_device
 
 __all__ = [
@@ -171,35 +172,17 @@ def no_decay_parameters(model: nn.Module) -> list[nn.Parameter]:
     return out
 
 
-def _warmup_linear(step: int, total: int, warm: int) -> float:
-    if step < warm:
-        return (step + 1) / (warm + 1)
-    return 1.0 - min(1.0, (step - warm) / max(1, total - warm))
-
-
 @contextmanager
-def _abalone_optimisation(exempt: Sequence[nn.Parameter], lr_factor: Callable[[int], float] | None,
-                          base_lr: float) -> Iterator[None]:
-    """Two global optimiser-step hooks for the duration of one run (the engine has neither).
-
-    * no decay on ``exempt``: AdamW's step is ``p ← p·(1 − η·λ) − η·u`` with ``u`` independent of
-      ``p``, so adding ``η·λ·p_before`` after the step gives ``p − η·u`` exactly;
-    * ``lr_factor(k)``: before optimiser step k (counted from the optimiser's own step state, so
-      a resumed run continues the schedule) every group's lr is set to ``base_lr · lr_factor(k)``.
-    """
+def _no_decay(exempt: Sequence[nn.Parameter]) -> Iterator[None]:
+    """No weight decay on ``exempt`` for the duration of one run, through two global optimiser-step
+    hooks: AdamW's step is ``p ← p·(1 − η·λ) − η·u`` with ``u`` independent of ``p``, so adding
+    ``η·λ·p_before`` after the step gives ``p − η·u``. (The engine's ``TrainConfig.no_decay``
+    group does the same in one rounding instead of two, so its weights differ in the last bits;
+    this hook keeps the published runs reproducible bit for bit.)"""
     ids = {id(p) for p in exempt}
     saved: list[tuple[Tensor, Tensor, float]] = []
-    counter: dict[int, int] = {}
 
     def pre(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-        if lr_factor is not None:
-            key = id(opt)
-            if key not in counter:  # first step of this call: read the (possibly resumed) state
-                st = opt.state.get(opt.param_groups[0]["params"][0], {}).get("step", 0)
-                counter[key] = int(st)
-            for g in opt.param_groups:
-                g["lr"] = base_lr * lr_factor(counter[key])
-            counter[key] += 1
         saved.clear()
         for g in opt.param_groups:
             c = g["lr"] * g.get("weight_decay", 0.0)
@@ -220,14 +203,18 @@ def _abalone_optimisation(exempt: Sequence[nn.Parameter], lr_factor: Callable[[i
         h2.remove()
 
 
-def _schedule(cfg: AbalonePretrainConfig | SupervisedConfig, steps: int, schedule: str) -> dict[str, Any]:
-    """Engine settings of the warm-up + cosine schedule (linear decay goes through the hook)."""
-    warm = int(round(cfg.warmup_fraction * steps))
-    if schedule == "cosine":
-        return {"scheduler": "cosine", "scheduler_interval": "step", "warmup": warm}
-    if schedule == "linear":
-        return {}
-    raise ValueError(f"schedule must be 'cosine' or 'linear', got {schedule!r}")
+def _engine_config(cfg: AbalonePretrainConfig | SupervisedConfig, n: int, schedule: str, progress: bool,
+                   checkpoint: str | Path | None) -> TrainConfig:
+    """The engine's settings: AdamW, warm-up then cosine or linear decay stepped per batch, the
+    last incomplete batch dropped."""
+    if schedule not in ("cosine", "linear"):
+        raise ValueError(f"schedule must be 'cosine' or 'linear', got {schedule!r}")
+    steps = cfg.epochs * max(1, n // cfg.batch_size)
+    return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, drop_last=n >= cfg.batch_size, lr=cfg.lr,
+                       weight_decay=cfg.weight_decay, optimizer="adamw", grad_clip=cfg.grad_clip, amp=cfg.amp,
+                       seed=cfg.seed, device=str(resolve_device(cfg.device)), progress=progress,
+                       checkpoint=None if checkpoint is None else str(checkpoint), scheduler=schedule,
+                       scheduler_interval="step", warmup=int(round(cfg.warmup_fraction * steps)))
 
 
 # =============================================================================================
@@ -260,14 +247,8 @@ def pretrain_abalone(
     torch.manual_seed(cfg.seed)  # the head and prototypes' initialisation
     model = AbaloneModel(body, hidden, L, cfg.method, proj_dim=cfg.proj_dim, temperature=cfg.temperature,
                          beta=cfg.beta, alpha=cfg.alpha, queue_size=cfg.queue_size, momentum=cfg.momentum)
-    device = resolve_device(cfg.device)
-    model.to(device)
-    drop_last = N >= cfg.batch_size
-    steps = cfg.epochs * (N // cfg.batch_size if drop_last else 1)
-    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, drop_last=drop_last, lr=cfg.lr,
-                     weight_decay=cfg.weight_decay, optimizer="adamw", grad_clip=cfg.grad_clip, amp=cfg.amp,
-                     seed=cfg.seed, device=str(device), progress=verbose,
-                     checkpoint=None if checkpoint is None else str(checkpoint), **_schedule(cfg, steps, "cosine"))
+    tc = _engine_config(cfg, N, "cosine", verbose, checkpoint)
+    model.to(tc.device)
     res = AbalonePretrainResult(body, model.head, model.prototypes, model=model)
 
     def watch(epoch: int) -> None:
@@ -280,7 +261,7 @@ def pretrain_abalone(
     wanted = set(cfg.monitor_epochs)
     callbacks = [lambda e, logs: watch(e + 1) if e + 1 in wanted else None] if monitor is not None else []
     data, views = _train_data(inputs, Y)
-    with _abalone_optimisation(no_decay_parameters(model), None, cfg.lr):
+    with _no_decay(no_decay_parameters(model)):
         out = train(model, data, tc, views=views, callbacks=callbacks)
     res.history = [{**h, "epoch": e + 1} for e, h in enumerate(out.history)]
     res.seconds = out.seconds
@@ -301,18 +282,6 @@ def _make_bce_family(cfg: SupervisedConfig) -> nn.Module:
     if cfg.loss == "asl":
         return AsymmetricLoss(gamma_pos=cfg.asl_gamma_pos, gamma_neg=cfg.asl_gamma_neg, clip=cfg.asl_clip)
     raise ValueError(f"loss must be 'bce', 'focal' or 'asl', got {cfg.loss!r}")
-
-
-class _Supervised(nn.Module):
-    """``model(x, y) -> {"loss"}``: a BCE-family loss on ``lin(body(x))`` (logits in float32)."""
-
-    def __init__(self, body: nn.Module, lin: nn.Module, crit: nn.Module) -> None:
-        super().__init__()
-        self.body, self.lin, self.crit = body, lin, crit
-
-    def forward(self, x: Any, y: Tensor) -> dict[str, Tensor]:
-        h = self.body(**x) if isinstance(x, Mapping) else self.body(x)
-        return {"loss": self.crit(self.lin(h).float(), y)}
 
 
 def train_classifier(
@@ -337,23 +306,14 @@ def train_classifier(
     N, L = _n_rows(inputs), np.asarray(Y).shape[1]
     torch.manual_seed(cfg.seed)
     lin = nn.Linear(hidden, L)
-    model = _Supervised(body, lin, _make_bce_family(cfg))
-    drop_last = N >= cfg.batch_size
-    steps = cfg.epochs * max(1, N // cfg.batch_size)
-    device = resolve_device(cfg.device)
-    tc = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, drop_last=drop_last, lr=cfg.lr,
-                     weight_decay=cfg.weight_decay, optimizer="adamw", grad_clip=cfg.grad_clip, amp=cfg.amp,
-                     seed=cfg.seed, device=str(device), progress=False,
-                     checkpoint=None if checkpoint is None else str(checkpoint),
-                     **_schedule(cfg, steps, cfg.schedule))
-    warm = int(round(cfg.warmup_fraction * steps))
-    factor = (lambda k: _warmup_linear(k, steps, warm)) if cfg.schedule == "linear" else None
+    model = Objective(WithHead(body, lin), _make_bce_family(cfg))
+    tc = _engine_config(cfg, N, cfg.schedule, False, checkpoint)
     data, views = _train_data(inputs, Y)
 
     def validate(m: nn.Module) -> float:
         return float(micro_f1(val_Y, predict_proba(WithHead(body, lin), val_inputs), 0.5))
 
-    with _abalone_optimisation(no_decay_parameters(model), factor, cfg.lr):
+    with _no_decay(no_decay_parameters(model)):
         out = train(model, data, tc, views=views, validate=validate)
     hist = [{"epoch": e + 1, "loss": h["loss"], "val_micro_f1": h["val"], "lr": h["lr"]}
             for e, h in enumerate(out.history)]

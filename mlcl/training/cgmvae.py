@@ -29,6 +29,7 @@ from torch import nn
 
 from mlcl.metrics import evaluate
 from mlcl.models.cgmvae import CGMVAE, MLPBCE, TABLE7, TRAINING
+from mlcl.models.logistic import BinaryRelevance
 from mlcl.training.config import TrainConfig
 from mlcl.training.loop import train
 from mlcl.training.recipes import standardize
@@ -112,16 +113,8 @@ def fit_baseline(data: Any, dataset: str, method: str, *, seed: int = 0, epochs:
     t0 = time.perf_counter()
     Xtr, Ytr, Xva, Yva, Xte = _splits(data, standardize_features, train_fraction, seed)
     if method == "BR":
-        from sklearn.linear_model import LogisticRegression
-
-        sv, st = np.zeros((len(Xva), Ytr.shape[1])), np.zeros((len(Xte), Ytr.shape[1]))
-        for c in range(Ytr.shape[1]):
-            if Ytr[:, c].min() == Ytr[:, c].max():
-                sv[:, c], st[:, c] = Ytr[0, c], Ytr[0, c]
-                continue
-            clf = LogisticRegression(C=1.0, max_iter=2000).fit(Xtr, Ytr[:, c])
-            sv[:, c], st[:, c] = clf.predict_proba(Xva)[:, 1], clf.predict_proba(Xte)[:, 1]
-        return CGMVAEFit(None, sv, st, [], -1, time.perf_counter() - t0)
+        br = BinaryRelevance(C=1.0, max_iter=2000).fit(Xtr, Ytr)
+        return CGMVAEFit(None, br.predict_proba(Xva), br.predict_proba(Xte), [], -1, time.perf_counter() - t0)
     if method != "MLP-BCE":
         raise ValueError(f"method must be 'BR' or 'MLP-BCE', got {method!r}")
     reseed(seed)

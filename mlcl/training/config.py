@@ -13,15 +13,19 @@ RESUME_FREE = ("progress", "checkpoint", "checkpoint_every", "device", "num_work
 
 @dataclass
 class TrainConfig:
-    """Every setting of :func:`mlcl.training.train`; the defaults are those of the loop it replaced.
+    r"""Every setting of :func:`mlcl.training.train`; the defaults are those of the loop it replaced.
 
     Schedule: ``epochs`` epochs; an epoch is one pass over the data (``steps_per_epoch=None``) or
     ``steps_per_epoch`` random batches (MulSupCon's iteration-counted "epochs").
-    ``scheduler`` ∈ {None, "cosine", "cosine_restarts", "step", "onecycle", "plateau"}, stepped
-    every epoch or every step (``scheduler_interval``); ``warmup`` > 0 prepends a linear warm-up of
-    that many intervals (alone with ``scheduler=None``). ``"plateau"`` watches the validation
+    ``scheduler`` ∈ {None, "cosine", "cosine_restarts", "step", "onecycle", "plateau", "linear"},
+    stepped every epoch or every step (``scheduler_interval``); ``warmup`` > 0 prepends a linear
+    warm-up of that many intervals (alone with ``scheduler=None``); ``"linear"`` is the warm-up
+    then a linear decay to 0, :math:`\eta_k = \eta\frac{k+1}{w+1}` for k < w, else
+    :math:`\eta(1-\frac{k-w}{K-w})` (BERT's schedule). ``"plateau"`` watches the validation
     score (higher is better) once per epoch. ``lr_mult`` maps a parameter-name prefix to a
     learning-rate multiplier (``{"encoder": 0.1}``: the backbone at lr/10; 0 freezes it).
+    ``no_decay=("bias", "norm")``: no weight decay on 1-D parameters and on those whose lower-cased
+    name contains one of the strings (biases, LayerNorm; None: weight decay on every parameter).
     """
 
     epochs: int = 100
@@ -34,6 +38,7 @@ class TrainConfig:
     momentum: float = 0.9  # SGD only
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"betas": [0.9, 0.99]}
     lr_mult: dict[str, float] = field(default_factory=dict)  # parameter-name prefix -> lr multiplier
+    no_decay: tuple[str, ...] | None = None  # name parts exempt from weight decay (with every 1-D one)
     scheduler: str | None = None
     scheduler_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the torch scheduler
     scheduler_interval: str = "epoch"  # "epoch" | "step"
@@ -59,9 +64,9 @@ class TrainConfig:
             raise bad(f"steps_per_epoch must be None or >= 1, got {self.steps_per_epoch}")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise bad(f"optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
-        if self.scheduler not in (None, "cosine", "cosine_restarts", "step", "onecycle", "plateau"):
+        if self.scheduler not in (None, "cosine", "cosine_restarts", "step", "onecycle", "plateau", "linear"):
             raise bad(f"unknown scheduler {self.scheduler!r}; use None, 'cosine', 'cosine_restarts', "
-                      "'step', 'onecycle' or 'plateau'")
+                      "'step', 'onecycle', 'plateau' or 'linear'")
         if self.scheduler_interval not in ("epoch", "step"):
             raise bad(f"scheduler_interval must be 'epoch' or 'step', got {self.scheduler_interval!r}")
         if self.ema is not None and not 0.0 <= self.ema < 1.0:

@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,14 +52,15 @@ def standardize(train: Any, *others: Any, eps: float = 1e-8) -> list[np.ndarray]
 
 class Objective(nn.Module):
     """``net`` + a loss ``(logits, y) -> scalar`` under the engine's contract ``model(x, y) ->
-    {"loss": ...}``; ``net`` is what is kept after training."""
+    {"loss": ...}`` (logits in float32; a dict ``x`` of token tensors is passed as keywords);
+    ``net`` is what is kept after training."""
 
     def __init__(self, net: nn.Module, loss: nn.Module) -> None:
         super().__init__()
         self.net, self.loss = net, loss
 
-    def forward(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        return {"loss": self.loss(self.net(x).float(), y)}
+    def forward(self, x: Tensor | Mapping[str, Tensor], y: Tensor) -> dict[str, Tensor]:
+        return {"loss": self.loss((self.net(**x) if isinstance(x, Mapping) else self.net(x)).float(), y)}
 
 
 @dataclass
