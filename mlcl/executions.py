@@ -92,6 +92,17 @@ def stamp_of(nb: Mapping[str, Any]) -> dict[str, Any]:
     return dict(nb.get("metadata", {}).get("mlcl", {}))
 
 
+def profile_note_of(stamp: Mapping[str, Any]) -> str:
+    """The note at the top of a chapter rendered from a committed ``full`` execution."""
+    files = ", ".join(f"`{f}`" for f in stamp.get("results", [])) or "none"
+    commit = (stamp.get("git_commit") or "unknown")[:10]
+    return (f"**This page shows the committed `full` execution** (seeds {stamp.get('seeds')}, device "
+            f"`{stamp.get('device', '?')}`, commit `{commit}`"
+            f"{' with uncommitted changes' if stamp.get('git_dirty') else ''}, {stamp.get('date', '?')}, "
+            f"{float(stamp.get('wall_seconds') or 0) / 60:.1f} min). Every number on it, in tables, figures and "
+            f"text, comes from this execution; the results it saved: {files} (see the execution-status page).")
+
+
 def check_fresh(executed: Mapping[str, Any], source: Mapping[str, Any], name: str, hint: str) -> None:
     """Raise :class:`MlclError` naming ``name`` and ``hint`` (the command to re-run) when stale."""
     ours, theirs = [_source(c) for c in code_cells(source)], [_source(c) for c in code_cells(executed)]
@@ -114,6 +125,11 @@ def render(source: Any, executed: Mapping[str, Any]) -> Any:
     for dst, src in zip(mine, runs):
         dst["outputs"] = copy.deepcopy(src.get("outputs", []))
         dst["execution_count"] = src.get("execution_count")
+        if "ctx.profile_note(" in _source(dst) and stamp_of(executed).get("profile") == "full":
+            # the note was written while the run was going on, from the results committed BEFORE it:
+            # on the published page it describes the execution shown, from that execution's stamp
+            dst["outputs"] = [{"output_type": "display_data", "metadata": {},
+                               "data": {"text/markdown": profile_note_of(stamp_of(executed))}}]
     injected = [c for c in executed["cells"] if _is_injected(c)]
     if injected:
         cell = copy.deepcopy(injected[0])

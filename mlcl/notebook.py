@@ -103,9 +103,10 @@ class Context:
 
         lines = [f"**This page was executed with profile `{self.profile}`** (seeds {self.seeds}, device "
                  f"`{self.device}`)."]
-        if self.profile != "full":
-            lines.append(" Its tables and figures come from this run; the numbers quoted in the text are "
-                         "those of the committed `full` run:")
+        if self.profile == "full":  # the book replaces this by the execution's own stamp
+            return Markdown(lines[0] + " Every number on it comes from this run.")
+        lines.append(" Its tables and figures come from this run; the numbers quoted in the text are "
+                     "those of the committed `full` run:")
         rows = []
         for exp in experiments:
             try:
@@ -118,8 +119,6 @@ class Context:
                         f"{' (uncommitted changes)' if prov.get('git_dirty') else ''}, {prov.get('date', '?')}, "
                         f"seeds {prov.get('seeds')}, {prov.get('wall_seconds', 0) / 60:.1f} min on "
                         f"{prov.get('device', '?')}")
-        if self.profile == "full" and rows:
-            lines.append(" Committed results:")
         return Markdown("".join(lines) + ("\n\n" + "\n".join(rows) if rows else ""))
 
     def save(self, experiment: str, records: Iterable[Mapping[str, Any]], extra: Mapping[str, Any] | None = None,

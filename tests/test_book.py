@@ -4,6 +4,7 @@ good execution (issue 14.1's reproducer)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -261,3 +262,22 @@ def test_failed_reproduce_keeps_the_last_good_execution_and_the_failed_one_besid
     assert not res.ok and "ValueError: boom" in res.error and res.output == out_dir / "00_tiny.failed.ipynb"
     assert (out_dir / "00_tiny.ipynb").read_bytes() == good
     assert not (out_dir / ".00_tiny.partial.ipynb").exists()
+
+
+def test_a_full_page_describes_its_own_execution_not_the_results_committed_before_it():
+    import nbformat
+
+    from mlcl import executions as ex
+
+    src = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('ctx.profile_note("demo")'),
+                                          nbformat.v4.new_code_cell("1 + 1")])
+    run = copy.deepcopy(src)
+    run.cells[0].outputs = [nbformat.v4.new_output("display_data", data={"text/markdown": "seeds [0, 1, 2] (old)"})]
+    run.cells[1].outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=2)]
+    run.metadata["mlcl"] = {"profile": "full", "seeds": [0, 1, 2, 3, 4], "device": "cpu", "git_commit": "abcdef1234567",
+                            "git_dirty": False, "date": "2026-12-04", "wall_seconds": 120.0,
+                            "results": ["results/full/demo.json"]}
+    page = ex.render(src, run)
+    note = page.cells[0].outputs[0]["data"]["text/markdown"]
+    assert "seeds [0, 1, 2, 3, 4]" in note and "results/full/demo.json" in note and "old" not in note
+    assert page.cells[1].outputs == run.cells[1].outputs  # every other output as executed
