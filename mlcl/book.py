@@ -189,8 +189,9 @@ def build(root: Path | None = None, strict: bool = True, source: str = "committe
     staging = stage(root, source)
     for stale in ("html", ".doctrees"):  # a fresh HTML tree (cheap); executed pages stay cached
         shutil.rmtree(root / "_build" / stale, ignore_errors=True)
-    exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(staging), "--path-output", str(root)]
+    # this interpreter's jupyter-book, even when its script is not on PATH (a venv reached via .pth)
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+           "build", str(staging), "--path-output", str(root)]
     if strict:
         cmd += ["-W", "-n", "--keep-going"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)

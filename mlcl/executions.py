@@ -128,8 +128,10 @@ def render(source: Any, executed: Mapping[str, Any]) -> Any:
         if "ctx.profile_note(" in _source(dst) and stamp_of(executed).get("profile") == "full":
             # the note was written while the run was going on, from the results committed BEFORE it:
             # on the published page it describes the execution shown, from that execution's stamp
-            dst["outputs"] = [{"output_type": "display_data", "metadata": {},
-                               "data": {"text/markdown": profile_note_of(stamp_of(executed))}}]
+            import nbformat
+
+            dst["outputs"] = [nbformat.v4.new_output(
+                "display_data", data={"text/markdown": profile_note_of(stamp_of(executed))})]
     injected = [c for c in executed["cells"] if _is_injected(c)]
     if injected:
         cell = copy.deepcopy(injected[0])
